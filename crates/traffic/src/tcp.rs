@@ -1,0 +1,1 @@
+//! TCP reassembly. IMPLEMENTATION PENDING (being written in parallel).
