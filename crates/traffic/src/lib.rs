@@ -12,11 +12,13 @@ pub mod error;
 pub mod gor;
 pub mod har;
 pub mod http1;
+pub mod merge;
 pub mod model;
 pub mod order;
 pub mod pcap;
 pub mod sink;
 pub mod source;
+pub mod summary;
 pub mod tcp;
 
 pub use error::{Location, ReadError};
@@ -25,4 +27,6 @@ pub use model::{
     Timing, Version,
 };
 pub use sink::{ExchangeWriter, Output};
+pub use merge::Merge;
 pub use source::{open, ExchangeReader, Format, ReadOptions, ReadReport};
+pub use summary::Summary;
