@@ -17,7 +17,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version to stdout with success, usage errors to stderr.
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match cli.command {
@@ -28,7 +32,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mynah: error: {e:#}");
-            ExitCode::from(e.downcast_ref::<cmd::UsageError>().map_or(EXIT_BAD_INPUT, |_| EXIT_USAGE))
+            ExitCode::from(
+                e.downcast_ref::<cmd::UsageError>()
+                    .map_or(EXIT_BAD_INPUT, |_| EXIT_USAGE),
+            )
         }
     }
 }

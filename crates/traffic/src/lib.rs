@@ -20,13 +20,14 @@ pub mod sink;
 pub mod source;
 pub mod summary;
 pub mod tcp;
+pub mod wire;
 
 pub use error::{Location, ReadError};
+pub use merge::Merge;
 pub use model::{
     BodyForm, ConnectionInfo, Exchange, Header, Headers, Incomplete, Nanos, Request, Response,
     Timing, Version,
 };
 pub use sink::{ExchangeWriter, Output};
-pub use merge::Merge;
 pub use source::{open, ExchangeReader, Format, ReadOptions, ReadReport};
 pub use summary::Summary;

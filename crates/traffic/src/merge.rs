@@ -16,11 +16,18 @@ pub struct Merge {
 impl Merge {
     pub fn new(inputs: Vec<Box<dyn ExchangeReader>>) -> Self {
         let heads = inputs.iter().map(|_| None).collect();
-        Merge { inputs, heads, primed: false, errors: Vec::new() }
+        Merge {
+            inputs,
+            heads,
+            primed: false,
+            errors: Vec::new(),
+        }
     }
 
     fn refill(&mut self, i: usize) {
-        let Some(input) = self.inputs.get_mut(i) else { return };
+        let Some(input) = self.inputs.get_mut(i) else {
+            return;
+        };
         // Readers end after an unrecoverable error and under `lenient` skip on their own, so this
         // loop ends.
         for item in input.by_ref() {

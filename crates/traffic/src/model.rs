@@ -135,11 +135,12 @@ pub(crate) fn trim_ascii(mut s: &[u8]) -> &[u8] {
 }
 
 /// The protocol version of a message as the capture states it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Version {
     /// HTTP/0.9: a request line without a version.
     Http09,
     Http10,
+    #[default]
     Http11,
     Http2,
     Http3,
@@ -218,12 +219,6 @@ pub struct Response {
     pub headers: Headers,
     pub body: Vec<u8>,
     pub body_form: BodyForm,
-}
-
-impl Default for Version {
-    fn default() -> Self {
-        Version::Http11
-    }
 }
 
 impl Request {

@@ -69,10 +69,18 @@ impl Summary {
         }
         let t = ex.timing.request_start;
         self.first_ts = Some(self.first_ts.map_or(t, |f| f.min(t)));
-        let end = ex.timing.response_end.or(ex.timing.response_start).unwrap_or(t);
+        let end = ex
+            .timing
+            .response_end
+            .or(ex.timing.response_start)
+            .unwrap_or(t);
         self.last_ts = Some(self.last_ts.map_or(end, |l| l.max(end)));
         self.bytes += request_size(&ex.request)
-            + ex.response.iter().chain(&ex.interim).map(response_size).sum::<u64>();
+            + ex.response
+                .iter()
+                .chain(&ex.interim)
+                .map(response_size)
+                .sum::<u64>();
     }
 
     pub fn add_report(&mut self, report: &ReadReport) {
@@ -84,7 +92,8 @@ impl Summary {
 
     /// Distinct connections, when the source knows them (`.gor` files do not).
     pub fn connections(&self) -> Option<u64> {
-        self.connections_known.then_some(self.connection_ids.len() as u64)
+        self.connections_known
+            .then_some(self.connection_ids.len() as u64)
     }
 
     /// The `n` most requested paths (query removed), most first, ties by path.
@@ -109,7 +118,11 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
 }
 
 fn headers_size(headers: &crate::model::Headers) -> u64 {
-    headers.iter().map(|h| (h.name.len() + h.value.len() + 4) as u64).sum::<u64>() + 2
+    headers
+        .iter()
+        .map(|h| (h.name.len() + h.value.len() + 4) as u64)
+        .sum::<u64>()
+        + 2
 }
 
 fn request_size(r: &Request) -> u64 {
@@ -119,7 +132,9 @@ fn request_size(r: &Request) -> u64 {
 }
 
 fn response_size(r: &Response) -> u64 {
-    (r.version.as_str().len() + r.reason.len() + 7) as u64 + headers_size(&r.headers) + r.body.len() as u64
+    (r.version.as_str().len() + r.reason.len() + 7) as u64
+        + headers_size(&r.headers)
+        + r.body.len() as u64
 }
 
 #[cfg(test)]
@@ -134,8 +149,14 @@ mod tests {
         a.request.method = "GET".into();
         a.request.target = "/a?x=1".into();
         a.request.headers.push("Host", "example.com");
-        a.response = Some(Response { status: 200, ..Default::default() });
-        a.interim.push(Response { status: 100, ..Default::default() });
+        a.response = Some(Response {
+            status: 200,
+            ..Default::default()
+        });
+        a.interim.push(Response {
+            status: 100,
+            ..Default::default()
+        });
         a.connection.id = Some(7);
         a.timing.request_start = 10;
         let mut b = a.clone();
@@ -147,12 +168,18 @@ mod tests {
         b.request.headers = Headers::new();
         s.add(&a);
         s.add(&b);
-        assert_eq!((s.exchanges, s.with_response, s.interim_responses), (2, 1, 1));
+        assert_eq!(
+            (s.exchanges, s.with_response, s.interim_responses),
+            (2, 1, 1)
+        );
         assert_eq!(s.incomplete.get("no_response"), Some(&1));
         assert_eq!(s.connections(), Some(1));
         assert_eq!(s.statuses.get("200"), Some(&1));
         assert_eq!(s.hosts.get("other"), Some(&1));
-        assert_eq!(s.top_paths(5), vec![("/a".to_string(), 1), ("/b".to_string(), 1)]);
+        assert_eq!(
+            s.top_paths(5),
+            vec![("/a".to_string(), 1), ("/b".to_string(), 1)]
+        );
         assert_eq!(s.first_ts, Some(5));
         assert!(s.bytes > 0);
     }

@@ -29,7 +29,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         match item {
             Ok(ex) => {
                 incomplete += ex.incomplete.is_some() as u64;
-                writer.write(&ex).with_context(|| format!("writing {}", args.output.display()))?;
+                writer
+                    .write(&ex)
+                    .with_context(|| format!("writing {}", args.output.display()))?;
                 written += 1;
             }
             Err(e) => {
@@ -39,7 +41,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
     // Even when an input is corrupt, what was read is written out whole: a valid file, nothing lost.
-    writer.finish().with_context(|| format!("writing {}", args.output.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("writing {}", args.output.display()))?;
     let report = reader.report();
     eprintln!(
         "mynah: wrote {written} exchanges ({incomplete} incomplete) to {}{}",

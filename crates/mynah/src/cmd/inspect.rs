@@ -33,11 +33,16 @@ pub fn run(args: InspectArgs) -> Result<()> {
 
 fn rfc3339(ns: Nanos) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 fn counts(map: &std::collections::BTreeMap<String, u64>) -> Value {
-    Value::Object(map.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>())
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 /// The `--json` document; its keys are documented in the README and are a stable interface.
@@ -70,27 +75,61 @@ fn to_table(s: &Summary, top: usize) -> String {
     line("exchanges", s.exchanges.to_string());
     line("with response", s.with_response.to_string());
     line("interim (1xx)", s.interim_responses.to_string());
-    line("incomplete", format!("{}{}", s.incomplete_total(), inline(&s.incomplete)));
+    line(
+        "incomplete",
+        format!("{}{}", s.incomplete_total(), inline(&s.incomplete)),
+    );
     let skipped: u64 = s.skipped.values().sum();
     line("skipped", format!("{skipped}{}", inline(&s.skipped)));
     if s.corrupt_skipped > 0 {
         line("corrupt (skipped)", s.corrupt_skipped.to_string());
     }
-    line("connections", s.connections().map_or("unknown (the format does not record them)".into(), |c| c.to_string()));
-    line("first request", s.first_ts.and_then(rfc3339).unwrap_or_else(|| "-".into()));
-    line("last byte", s.last_ts.and_then(rfc3339).unwrap_or_else(|| "-".into()));
+    line(
+        "connections",
+        s.connections()
+            .map_or("unknown (the format does not record them)".into(), |c| {
+                c.to_string()
+            }),
+    );
+    line(
+        "first request",
+        s.first_ts.and_then(rfc3339).unwrap_or_else(|| "-".into()),
+    );
+    line(
+        "last byte",
+        s.last_ts.and_then(rfc3339).unwrap_or_else(|| "-".into()),
+    );
     line("bytes", s.bytes.to_string());
     line("methods", inline_all(&s.methods));
     line("statuses", inline_all(&s.statuses));
     let mut hosts: Vec<_> = s.hosts.iter().collect();
     hosts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let shown: Vec<String> = hosts.iter().take(top).map(|(h, n)| format!("{h} {n}")).collect();
+    let shown: Vec<String> = hosts
+        .iter()
+        .take(top)
+        .map(|(h, n)| format!("{h} {n}"))
+        .collect();
     let more = hosts.len().saturating_sub(top);
-    line("hosts", format!("{}{}", shown.join(", "), if more > 0 { format!(" (+{more} more)") } else { String::new() }));
+    line(
+        "hosts",
+        format!(
+            "{}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            }
+        ),
+    );
     let paths = s.top_paths(top);
     if !paths.is_empty() {
         let _ = writeln!(out, "\ntop paths:");
-        let width = paths.iter().map(|(_, c)| c.to_string().len()).max().unwrap_or(1);
+        let width = paths
+            .iter()
+            .map(|(_, c)| c.to_string().len())
+            .max()
+            .unwrap_or(1);
         for (p, c) in paths {
             let _ = writeln!(out, "  {c:>width$}  {p}");
         }
@@ -110,5 +149,8 @@ fn inline_all(map: &std::collections::BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "-".into();
     }
-    map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -23,14 +23,21 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 pub fn parse_format(s: &str) -> Result<Format> {
-    Format::parse(s)
-        .ok_or_else(|| UsageError(format!("unknown format {s:?}: expected gor, har or pcap")).into())
+    Format::parse(s).ok_or_else(|| {
+        UsageError(format!("unknown format {s:?}: expected gor, har or pcap")).into()
+    })
 }
 
 /// Opens every input and merges them into one stream in request-time order.
-pub fn open_inputs(files: &[std::path::PathBuf], args: &InputArgs) -> Result<Box<dyn ExchangeReader>> {
+pub fn open_inputs(
+    files: &[std::path::PathBuf],
+    args: &InputArgs,
+) -> Result<Box<dyn ExchangeReader>> {
     let format = args.from.as_deref().map(parse_format).transpose()?;
-    let opts = ReadOptions { lenient: args.lenient, ports: args.port.clone() };
+    let opts = ReadOptions {
+        lenient: args.lenient,
+        ports: args.port.clone(),
+    };
     let mut readers = Vec::with_capacity(files.len());
     for f in files {
         readers.push(mynah_traffic::open(f, format, &opts)?);
