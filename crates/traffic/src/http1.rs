@@ -942,6 +942,7 @@ impl Conversation {
             server: Some(self.addr[1 - i]),
             id: Some(self.id),
             index: u32::try_from(seq).unwrap_or(u32::MAX),
+            tls: false,
         };
         if let Some(Framing::Length(n)) = framing {
             let want = usize::try_from(n).unwrap_or(usize::MAX);
@@ -1496,6 +1497,7 @@ impl Conversation {
                 server: Some(self.addr[1 - i]),
                 id: Some(self.id),
                 index: u32::try_from(seq).unwrap_or(u32::MAX),
+                tls: false,
             };
             ex.timing.request_end = Some(ts);
             mark(&mut ex, why);

@@ -312,6 +312,9 @@ pub struct ConnectionInfo {
     pub id: Option<u64>,
     /// The position of this exchange on its connection, from 0.
     pub index: u32,
+    /// The connection was TLS (`https`). Packet captures only see plaintext HTTP, so this comes
+    /// from sources that saw the URL: HAR files, and proxies that terminate TLS.
+    pub tls: bool,
 }
 
 /// Why an exchange is not whole. Incomplete exchanges are kept and counted, never dropped.

@@ -407,6 +407,13 @@ pub(crate) fn convert(entry: J<'_>, conns: &mut Connections) -> Result<Converted
     let mut connection = ConnectionInfo {
         server: server_addr(&e, parts.as_ref()),
         client: get_text(&e, "_client").and_then(|c| c.trim().parse().ok()),
+        tls: match e.get("_tls") {
+            Some(J::Bool(b)) => *b,
+            _ => ["https://", "wss://"].iter().any(|p| {
+                url.get(..p.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(p))
+            }),
+        },
         ..Default::default()
     };
     if let Some(i) = e

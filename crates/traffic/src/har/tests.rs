@@ -894,6 +894,7 @@ fn sample_exchanges() -> Vec<Exchange> {
         server: Some("10.0.0.2:8080".parse().unwrap()),
         id: Some(0),
         index: 0,
+        tls: false,
     };
     out.push(a);
 
@@ -940,6 +941,8 @@ fn sample_exchanges() -> Vec<Exchange> {
     c.connection.id = Some(0);
     c.connection.index = 1;
     c.connection.server = Some("10.0.0.2:8080".parse().unwrap());
+    // An h2 exchange is TLS in practice; the URL says so from the model's flag alone.
+    c.connection.tls = true;
     out.push(c);
 
     // Odd targets with no host at all.
@@ -1275,6 +1278,7 @@ fn arb_exchange() -> impl Strategy<Value = Exchange> {
                         server,
                         id: conn,
                         index: 0,
+                        tls: false,
                     },
                     incomplete,
                 }

@@ -5,9 +5,7 @@ use std::io::{self, Write};
 
 use serde::{Serialize, Serializer};
 
-use super::text::{
-    encode_base64, format_timestamp, parse_http_date, query_pairs, split_host_port, UrlParts,
-};
+use super::text::{encode_base64, format_timestamp, parse_http_date, query_pairs, UrlParts};
 use crate::model::{BodyForm, Exchange, Headers, Nanos, Request, Response, Version};
 use crate::sink::{ExchangeWriter, Output};
 
@@ -34,6 +32,8 @@ use crate::sink::{ExchangeWriter, Output};
 /// - `_interim`: 1xx responses before the final one; `_incomplete`: why the exchange is not whole.
 /// - `_client`, `_serverPort` (when the URL does not imply the server's port, as Safari writes
 ///   it), `_connectionIndex`: the connection facts `serverIPAddress` and `connection` leave out.
+/// - `_tls`: whether the connection was TLS, which the URL's scheme cannot say for an absolute or
+///   CONNECT target.
 /// - `timings._send`/`_wait`/`_receive`: the exact value (or null: not known) where the standard
 ///   one had to be written as 0 (unknown, or negative: a response that began before the request
 ///   ended).
@@ -125,6 +125,8 @@ struct Entry<'a> {
     connection_index: Option<u32>,
     #[serde(rename = "_client", skip_serializing_if = "Option::is_none")]
     client: Option<String>,
+    #[serde(rename = "_tls")]
+    tls: bool,
     #[serde(rename = "_interim", skip_serializing_if = "Vec::is_empty")]
     interim: Vec<Interim<'a>>,
     #[serde(rename = "_incomplete", skip_serializing_if = "Option::is_none")]
@@ -401,25 +403,10 @@ fn set_cookies(h: &Headers) -> Vec<Cookie> {
         .collect()
 }
 
-/// `https` when the exchange says so (`:scheme`, port 443, HTTP/2 or /3 with no port known).
+/// `https` for TLS connections. Only the model's flag decides (not ports or versions), so a
+/// written exchange reads back the same.
 fn scheme(x: &Exchange) -> String {
-    let r = &x.request;
-    if let Some(s) = r
-        .headers
-        .get_str(":scheme")
-        .filter(|s| !s.trim().is_empty())
-    {
-        return s.trim().to_ascii_lowercase();
-    }
-    let https = match x.connection.server {
-        Some(s) => matches!(s.port(), 443 | 8443),
-        None => {
-            let host = r.headers.get_str("host").unwrap_or_default();
-            split_host_port(host.trim()).1 == Some(443)
-                || matches!(r.version, Version::Http2 | Version::Http3)
-        }
-    };
-    if https { "https" } else { "http" }.to_string()
+    if x.connection.tls { "https" } else { "http" }.to_string()
 }
 
 /// The absolute URL HAR wants: the target itself if absolute-form, else built from the scheme,
@@ -618,6 +605,7 @@ fn entry(x: &Exchange) -> Entry<'_> {
             .map(|s| s.port())
             .filter(|p| Some(*p) != url_port),
         client: x.connection.client.map(|c| c.to_string()),
+        tls: x.connection.tls,
         connection_index: (x.connection.id.is_some() || x.connection.index != 0)
             .then_some(x.connection.index),
         interim: x
