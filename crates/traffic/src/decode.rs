@@ -96,14 +96,16 @@ pub fn dechunk(body: &[u8]) -> Result<(Vec<u8>, Vec<u8>), DecodeError> {
     }
 }
 
-fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+/// The position of the next `\n` at or after `from`.
+pub(crate) fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)?
         .iter()
         .position(|&b| b == b'\n')
         .map(|i| from + i)
 }
 
-fn parse_hex(s: &[u8]) -> Option<usize> {
+/// A chunk size: 1 to 15 hex digits (larger sizes cannot be real and would overflow).
+pub(crate) fn parse_hex(s: &[u8]) -> Option<usize> {
     if s.is_empty() || s.len() > 15 {
         return None;
     }

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::decode;
+use crate::decode::{self, find_lf, parse_hex};
 use crate::model::{trim_ascii, BodyForm, Header, Headers, Request, Response, Version};
 
 /// The most header fields one message may carry. Parsing starts with room for 64 and retries with
@@ -374,25 +374,6 @@ pub fn chunked_end(buf: &[u8]) -> Result<Option<usize>, &'static str> {
             Some(_) => return Err("chunk data not followed by a line end"),
         }
     }
-}
-
-fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| from + i)
-}
-
-fn parse_hex(s: &[u8]) -> Option<usize> {
-    if s.is_empty() || s.len() > 15 {
-        return None;
-    }
-    let mut v: usize = 0;
-    for &b in s {
-        let d = (b as char).to_digit(16)? as usize;
-        v = v.checked_mul(16)?.checked_add(d)?;
-    }
-    Some(v)
 }
 
 fn config(ignore_invalid_headers: bool) -> httparse::ParserConfig {
