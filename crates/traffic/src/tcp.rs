@@ -397,7 +397,8 @@ impl Dir {
                     let dl = (direct.min(data.len() as u64)) as usize;
                     let (head, tail) = data.split_at(dl);
                     let head_missing = direct - dl as u64;
-                    let ts = cx.ts;
+                    // Sent before the buffered bytes, so no later than they were seen.
+                    let ts = self.ooo.values().next().map_or(cx.ts, |c| c.ts.min(cx.ts));
                     self.deliver(cx, ts, head, head_missing);
                     let rest_off = off + direct;
                     self.insert(cx, rest_off, tail, missing - head_missing);
@@ -466,8 +467,31 @@ impl Dir {
                 *cx.total += cost;
                 self.ooo_since = Some(self.ooo_since.map_or(cx.ts, |t| t.min(cx.ts)));
                 self.ooo.insert(cur, chunk);
+                self.settle_ts(cur);
             }
             cur = resume.max(stop);
+        }
+    }
+
+    /// Dates the chunk just buffered at `k` no later than the chunk after it, and the chunks
+    /// before it no later than it: a sender sends its bytes in order, so each was sent no later
+    /// than any later byte was seen. Buffered times then never decrease with the offset, so
+    /// delivery times never go back (exchanges of one connection stay in request order) and
+    /// this walk stops at once when packets come in time order.
+    fn settle_ts(&mut self, k: u64) {
+        let after = self.ooo.range(k + 1..).next().map(|(_, c)| c.ts);
+        let Some(c) = self.ooo.get_mut(&k) else {
+            return;
+        };
+        if let Some(a) = after {
+            c.ts = c.ts.min(a);
+        }
+        let t = c.ts;
+        for (_, c) in self.ooo.range_mut(..k).rev() {
+            if c.ts <= t {
+                break;
+            }
+            c.ts = t;
         }
     }
 
@@ -858,7 +882,10 @@ impl<S: StreamSink> FlowTable<S> {
         if seg.flags & ACK != 0 && want {
             p.acked(&mut cx.other(), seg.ack);
         }
-        let done = (d.closed || d.fin.is_some()) && (p.closed || p.fin.is_some());
+        // Both sides must have delivered everything up to their FINs: a FIN seen ahead of data
+        // still in flight (reordered) does not end the flow before that data arrives. A hole
+        // that never fills is given up when the peer acknowledges the FIN, or at the end.
+        let done = d.closed && p.closed;
         if done {
             self.end(slot, EndReason::Closed, seg.ts, ended);
             self.tombstone(slot);
@@ -1042,11 +1069,14 @@ mod tests {
         a: Option<SocketAddr>,
         events: Vec<Ev>,
         ignore: bool,
+        /// The time of every data delivery, with its first byte.
+        stamps: Vec<(Side, Nanos, u8)>,
     }
 
     impl StreamSink for Rec {
-        fn data(&mut self, side: Side, _ts: Nanos, bytes: &[u8]) {
+        fn data(&mut self, side: Side, ts: Nanos, bytes: &[u8]) {
             assert!(!bytes.is_empty(), "empty data delivered");
+            self.stamps.push((side, ts, bytes[0]));
             if let Some(Ev::Data(s, v)) = self.events.last_mut() {
                 if *s == side {
                     v.extend_from_slice(bytes);
@@ -1463,6 +1493,40 @@ mod tests {
     }
 
     #[test]
+    fn both_fins_wait_for_data_reordered_behind_them() {
+        // Found by tests/reassembly_props.rs: the client half-closed with its request, the
+        // server's FIN overtook its response, and the flow ended at the second FIN, so the
+        // response became a gap and the late segment went to the tombstone.
+        let mut h = H::new();
+        h.handshake(0, 0);
+        h.send(C, 1, 1, ACK | FIN, b"req");
+        h.send(S, 5, 5, ACK | FIN, b""); // the FIN after "resp", seen first
+        assert!(h.ended.is_empty(), "ended with server bytes in flight");
+        h.send(S, 1, 5, ACK, b"resp");
+        assert_eq!(h.ended.len(), 1);
+        assert_eq!(h.ended[0].reason, EndReason::Closed);
+        let r = h.one();
+        assert_eq!(r.stream(Side::B), b"resp");
+        assert!(r.gaps().is_empty());
+        assert!(r.closed(Side::A) && r.closed(Side::B));
+    }
+
+    #[test]
+    fn both_fins_with_a_hole_end_when_the_fin_is_acked() {
+        let mut h = H::new();
+        h.handshake(0, 0);
+        h.send(C, 1, 1, ACK | FIN, b"req");
+        h.send(S, 5, 5, ACK | FIN, b""); // "resp" before it is never captured
+        assert!(h.ended.is_empty());
+        h.send(C, 5, 6, ACK, b""); // the client acknowledges the FIN: it had it all
+        assert_eq!(h.ended.len(), 1);
+        assert_eq!(h.ended[0].reason, EndReason::Closed);
+        let r = h.one();
+        assert_eq!(r.gaps(), vec![(Side::B, 4)]);
+        assert!(r.closed(Side::B));
+    }
+
+    #[test]
     fn fin_out_of_order_waits_for_the_data() {
         let mut h = H::new();
         h.handshake(0, 0);
@@ -1611,6 +1675,50 @@ mod tests {
         let v = h.done();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].stream(Side::A), b"abc");
+    }
+
+    #[test]
+    fn reordered_bytes_are_dated_no_later_than_later_bytes() {
+        // Found by tests/reassembly_props.rs: the second of two pipelined requests was seen
+        // first, delivered with its (earlier) time after the first one with its own, so the
+        // second request seemed to start first and the exchanges came out in the wrong order.
+        let mut h = H::new();
+        h.handshake(0, 0);
+        let t0 = h.ts;
+        h.send(C, 5, 1, ACK, b"efgh"); // t0 + 1 ms
+        h.send(C, 9, 1, ACK, b"ijkl"); // t0 + 2 ms
+        h.send(C, 13, 1, ACK, b"mn"); // t0 + 3 ms
+        h.send(C, 1, 1, ACK, b"abcd"); // t0 + 4 ms, fills the hole
+        let ms = 1_000_000;
+        let r = h.one();
+        assert_eq!(r.stream(Side::A), b"abcdefghijklmn");
+        // "abcd" was sent before "efgh", which was seen at t0 + 1 ms.
+        assert_eq!(
+            r.stamps,
+            vec![
+                (Side::A, t0 + ms, b'a'),
+                (Side::A, t0 + ms, b'e'),
+                (Side::A, t0 + 2 * ms, b'i'),
+                (Side::A, t0 + 3 * ms, b'm'),
+            ]
+        );
+    }
+
+    #[test]
+    fn buffered_bytes_seen_late_date_the_earlier_ones() {
+        // A later chunk seen before an earlier one (both buffered behind a hole): the earlier
+        // bytes take the later chunk's time, so delivery times never go back.
+        let mut h = H::new();
+        h.handshake(0, 0);
+        let t0 = h.ts;
+        h.send(C, 9, 1, ACK, b"ijkl"); // t0 + 1 ms
+        h.send(C, 5, 1, ACK, b"efgh"); // t0 + 2 ms
+        h.send(C, 1, 1, ACK, b"abcd"); // t0 + 3 ms
+        let ms = 1_000_000;
+        let r = h.one();
+        assert_eq!(r.stream(Side::A), b"abcdefghijkl");
+        let times: Vec<Nanos> = r.stamps.iter().map(|s| s.1).collect();
+        assert_eq!(times, vec![t0 + ms; 3]);
     }
 
     #[test]

@@ -61,6 +61,10 @@ enum Msg {
 /// the line and column where the JSON broke, after the exchanges read before it.
 pub struct HarReader {
     rx: Option<Receiver<Vec<Msg>>>,
+    /// The parser thread, joined once it sent its last message so that it never outlives a
+    /// reader that reached the end. A reader dropped early does not wait for it: the thread
+    /// stops at its next send.
+    parser: Option<std::thread::JoinHandle<()>>,
     /// Messages received and not yet handled.
     inbox: std::vec::IntoIter<Msg>,
     window: TimeOrder,
@@ -80,12 +84,13 @@ impl HarReader {
     /// problems with the content come out of the iterator.
     pub fn new(input: Box<dyn BufRead + Send>, opts: ReadOptions) -> Result<Self, ReadError> {
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
-        std::thread::Builder::new()
+        let parser = std::thread::Builder::new()
             .name("har-reader".into())
             .spawn(move || parse(input, tx))
             .map_err(|e| ReadError::new(format!("cannot start the HAR parser thread: {e}")))?;
         Ok(HarReader {
             rx: Some(rx),
+            parser: Some(parser),
             inbox: Vec::new().into_iter(),
             window: TimeOrder::new(),
             window_bytes: 0,
@@ -96,6 +101,15 @@ impl HarReader {
             connections: HashMap::new(),
             next_connection: 0,
         })
+    }
+
+    /// The parser thread sent its last message (or died): wait for it to release its input.
+    fn parser_done(&mut self) {
+        self.rx = None;
+        if let Some(t) = self.parser.take() {
+            // A panic there already shows as the channel closing early.
+            let _ = t.join();
+        }
     }
 
     fn release(&mut self, exchange: Option<Exchange>) -> Option<Result<Exchange, ReadError>> {
@@ -192,15 +206,15 @@ impl Iterator for HarReader {
                 }
                 Ok(Msg::Fatal { error, bytes }) => {
                     self.report.bytes_read = bytes;
-                    self.rx = None;
+                    self.parser_done();
                     self.pending = Some(error);
                 }
                 Ok(Msg::Done { bytes }) => {
                     self.report.bytes_read = bytes;
-                    self.rx = None;
+                    self.parser_done();
                 }
                 Err(_) => {
-                    self.rx = None;
+                    self.parser_done();
                     self.pending = Some(ReadError::new("the HAR parser stopped unexpectedly"));
                 }
             }

@@ -485,6 +485,8 @@ struct Generated {
     n: u64,
     total: u64,
     dropped: Arc<AtomicBool>,
+    /// Dropping takes a while (set before `dropped`).
+    slow_drop: bool,
 }
 
 impl Read for Generated {
@@ -522,11 +524,18 @@ impl Read for Generated {
 
 impl Drop for Generated {
     fn drop(&mut self) {
+        if self.slow_drop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         self.dropped.store(true, Ordering::SeqCst);
     }
 }
 
 fn generated(total: u64) -> (HarReader, Arc<AtomicBool>) {
+    generated_with(total, false)
+}
+
+fn generated_with(total: u64, slow_drop: bool) -> (HarReader, Arc<AtomicBool>) {
     let dropped = Arc::new(AtomicBool::new(false));
     let g = Generated {
         head: Vec::new(),
@@ -534,6 +543,7 @@ fn generated(total: u64) -> (HarReader, Arc<AtomicBool>) {
         n: 0,
         total,
         dropped: dropped.clone(),
+        slow_drop,
     };
     let r = HarReader::new(Box::new(std::io::BufReader::new(g)), ReadOptions::default()).unwrap();
     (r, dropped)
@@ -551,6 +561,24 @@ fn large_generated_file_streams_in_order() {
         n += 1;
     }
     assert_eq!(n, 30_000);
+}
+
+#[test]
+fn a_reader_read_to_the_end_has_joined_its_parser_thread() {
+    // Found by `cargo fuzz run har` (LeakSanitizer): the parser thread was never joined, so it
+    // could still be exiting (its thread-locals alive) after the iterator had returned `None`.
+    // The input here takes its time to drop, as a file closing on a slow disk would.
+    let (r, dropped) = generated_with(10, true);
+    let mut n = 0;
+    for x in r {
+        x.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the parser thread was still running after the last exchange"
+    );
 }
 
 #[test]
