@@ -5,7 +5,7 @@
 //! snaplen arithmetic needs the IP total length next to the captured length. Every read is
 //! bounds-checked; nothing here allocates.
 
-use crate::tcp::Endpoint;
+use crate::tcp::{Endpoint, Segment};
 
 /// Why a frame gave no TCP segment (the names are `ReadReport::skipped` keys, counted per packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,19 +37,6 @@ impl Skip {
             Skip::Truncated => "truncated_packet",
         }
     }
-}
-
-/// A decoded TCP segment; `payload` borrows the frame.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tcp<'a> {
-    pub src: Endpoint,
-    pub dst: Endpoint,
-    pub seq: u32,
-    pub ack: u32,
-    pub flags: u8,
-    pub payload: &'a [u8],
-    /// Payload bytes the IP length announces that the capture cut.
-    pub missing: u32,
 }
 
 /// An IP packet found inside a link layer.
@@ -95,7 +82,7 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Decodes one frame of `linktype`; `origlen` is its length on the wire.
-pub(crate) fn decode(linktype: u32, frame: &[u8], origlen: u32) -> Result<Tcp<'_>, Skip> {
+pub(crate) fn decode(linktype: u32, frame: &[u8], origlen: u32) -> Result<Segment<'_>, Skip> {
     let cut = origlen.saturating_sub(frame.len() as u32);
     let short = if cut > 0 {
         Skip::Truncated
@@ -293,7 +280,7 @@ fn nflog(f: &[u8]) -> Option<Result<Net<'_>, Skip>> {
     Some(Err(Skip::NotTcp))
 }
 
-fn ip(net: Net<'_>, cut: u32, depth: u8) -> Result<Tcp<'_>, Skip> {
+fn ip(net: Net<'_>, cut: u32, depth: u8) -> Result<Segment<'_>, Skip> {
     let short = if cut > 0 {
         Skip::Truncated
     } else {
@@ -318,7 +305,7 @@ fn extent(total: usize, avail: usize, cut: u32) -> (usize, u32) {
     (end, missing)
 }
 
-fn ipv4(p: &[u8], cut: u32, depth: u8) -> Result<Tcp<'_>, Skip> {
+fn ipv4(p: &[u8], cut: u32, depth: u8) -> Result<Segment<'_>, Skip> {
     let short = if cut > 0 {
         Skip::Truncated
     } else {
@@ -366,7 +353,7 @@ fn ipv4(p: &[u8], cut: u32, depth: u8) -> Result<Tcp<'_>, Skip> {
     }
 }
 
-fn ipv6(p: &[u8], cut: u32, depth: u8) -> Result<Tcp<'_>, Skip> {
+fn ipv6(p: &[u8], cut: u32, depth: u8) -> Result<Segment<'_>, Skip> {
     let short = if cut > 0 {
         Skip::Truncated
     } else {
@@ -437,7 +424,7 @@ fn tcp<'a>(
     missing: u32,
     src: impl FnOnce(u16) -> Endpoint,
     dst: impl FnOnce(u16) -> Endpoint,
-) -> Result<Tcp<'a>, Skip> {
+) -> Result<Segment<'a>, Skip> {
     let short = if missing > 0 {
         Skip::Truncated
     } else {
@@ -451,7 +438,9 @@ fn tcp<'a>(
         return Err(Skip::Malformed);
     }
     let payload = seg.get(doff..).ok_or(short)?;
-    Ok(Tcp {
+    Ok(Segment {
+        // The record's time; the reader sets it (link layers carry none).
+        ts: 0,
         src: src(u16::from_be_bytes([seg[0], seg[1]])),
         dst: dst(u16::from_be_bytes([seg[2], seg[3]])),
         seq: u32::from_be_bytes([seg[4], seg[5], seg[6], seg[7]]),
@@ -525,7 +514,7 @@ mod tests {
         v
     }
 
-    fn ok(linktype: u32, frame: &[u8]) -> Tcp<'_> {
+    fn ok(linktype: u32, frame: &[u8]) -> Segment<'_> {
         decode(linktype, frame, frame.len() as u32)
             .unwrap_or_else(|e| panic!("linktype {linktype}: {e:?}"))
     }

@@ -19,7 +19,7 @@ use crate::http1::{Conversation, Protocol, Side};
 use crate::model::{Exchange, Nanos};
 use crate::order::TimeOrder;
 use crate::source::{ExchangeReader, ReadOptions, ReadReport};
-use crate::tcp::{Ended, FlowHandle, FlowTable, Segment, StreamSink, TcpConfig};
+use crate::tcp::{Ended, FlowHandle, FlowTable, StreamSink, TcpConfig};
 
 use self::file::Records;
 use self::link::Skip;
@@ -180,7 +180,7 @@ impl PcapReader {
             } else {
                 self.now = ts;
             }
-            let tcp = match link::decode(pkt.linktype, pkt.data, pkt.origlen) {
+            let mut seg = match link::decode(pkt.linktype, pkt.data, pkt.origlen) {
                 Ok(t) => t,
                 Err(skip) => {
                     if let Some(n) = self.skips.get_mut(skip as usize) {
@@ -190,21 +190,12 @@ impl PcapReader {
                 }
             };
             if let Some(bits) = &self.ports {
-                if !port_set(bits, tcp.src.port) && !port_set(bits, tcp.dst.port) {
+                if !port_set(bits, seg.src.port) && !port_set(bits, seg.dst.port) {
                     self.port_filtered += 1;
                     continue;
                 }
             }
-            let seg = Segment {
-                ts,
-                src: tcp.src,
-                dst: tcp.dst,
-                seq: tcp.seq,
-                ack: tcp.ack,
-                flags: tcp.flags,
-                payload: tcp.payload,
-                missing: tcp.missing,
-            };
+            seg.ts = ts;
             let make = |id, a, b| ConvSink {
                 id,
                 a,
