@@ -32,7 +32,7 @@
 //! - A close-delimited response still open at [`Conversation::finish`] is kept but marked
 //!   `CaptureEnded`: nothing shows whether it was complete.
 
-mod head;
+pub(crate) mod head;
 #[cfg(test)]
 mod tests;
 

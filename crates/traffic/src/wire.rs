@@ -13,11 +13,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::decode::{self, find_lf, parse_hex};
-use crate::model::{trim_ascii, BodyForm, Header, Headers, Request, Response, Version};
+use crate::http1::head::{self, Leniency};
+use crate::model::{trim_ascii, BodyForm, Headers, Request, Response, Version};
 
 /// The most header fields one message may carry. Parsing starts with room for 64 and retries with
 /// more when a message has more, up to this cap.
-pub const MAX_HEADERS: usize = 4096;
+pub const MAX_HEADERS: usize = head::MAX_HTTPARSE_HEADERS;
 
 /// A message in a buffer could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,119 +377,12 @@ pub fn chunked_end(buf: &[u8]) -> Result<Option<usize>, &'static str> {
     }
 }
 
-fn config(ignore_invalid_headers: bool) -> httparse::ParserConfig {
-    let mut c = httparse::ParserConfig::default();
-    c.allow_multiple_spaces_in_request_line_delimiters(true)
-        .allow_multiple_spaces_in_response_status_delimiters(true)
-        .allow_spaces_after_header_name_in_responses(true)
-        .allow_obsolete_multiline_headers_in_responses(true)
-        .ignore_invalid_headers_in_requests(ignore_invalid_headers)
-        .ignore_invalid_headers_in_responses(ignore_invalid_headers);
-    c
-}
-
-enum Head<T> {
-    /// The message head and its length in bytes.
-    Complete(T, usize),
-    Partial,
-}
-
-fn headers_of(parsed: &[httparse::Header<'_>]) -> Headers {
-    Headers(
-        parsed
-            .iter()
-            .map(|h| Header::new(h.name, h.value))
-            .collect(),
-    )
-}
-
-fn version_of(minor: Option<u8>) -> Version {
-    match minor {
-        Some(0) => Version::Http10,
-        _ => Version::Http11,
-    }
-}
-
-/// Runs `parse` with room for 64 header fields, then more while the message has more (up to
-/// [`MAX_HEADERS`]); a header line httparse rejects is tried once more ignoring invalid lines, so
-/// one odd field does not cost the whole message.
-fn with_headers<'b, T>(
-    mut parse: impl FnMut(&mut [httparse::Header<'b>], &httparse::ParserConfig) -> httparse::Result<T>,
-) -> Result<httparse::Status<T>, httparse::Error> {
-    // Most messages fit the first try, on the stack: no allocation per message.
-    let mut stack: [httparse::Header<'b>; 64] = [httparse::EMPTY_HEADER; 64];
-    let mut ignore_invalid = false;
-    loop {
-        match parse(&mut stack, &config(ignore_invalid)) {
-            Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) if !ignore_invalid => {
-                ignore_invalid = true;
-            }
-            Err(httparse::Error::TooManyHeaders) => break,
-            other => return other,
-        }
-    }
-    let mut room = 64 * 8;
-    loop {
-        let mut storage: Vec<httparse::Header<'b>> = vec![httparse::EMPTY_HEADER; room];
-        match parse(&mut storage, &config(ignore_invalid)) {
-            Err(httparse::Error::TooManyHeaders) if room < MAX_HEADERS => {
-                room = (room * 8).min(MAX_HEADERS);
-            }
-            Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) if !ignore_invalid => {
-                ignore_invalid = true;
-            }
-            other => return other,
-        }
-    }
-}
-
-fn request_head(buf: &[u8]) -> Result<Head<Request>, httparse::Error> {
-    let status = with_headers(|storage, cfg| {
-        let mut req = httparse::Request::new(storage);
-        Ok(match cfg.parse_request(&mut req, buf)? {
-            httparse::Status::Complete(n) => httparse::Status::Complete((
-                Request {
-                    method: req.method.unwrap_or_default().to_string(),
-                    target: req.path.unwrap_or_default().to_string(),
-                    version: version_of(req.version),
-                    headers: headers_of(req.headers),
-                    body: Vec::new(),
-                    body_form: BodyForm::Wire,
-                },
-                n,
-            )),
-            httparse::Status::Partial => httparse::Status::Partial,
-        })
-    })?;
-    Ok(match status {
-        httparse::Status::Complete((r, n)) => Head::Complete(r, n),
-        httparse::Status::Partial => Head::Partial,
-    })
-}
-
-fn response_head(buf: &[u8]) -> Result<Head<Response>, httparse::Error> {
-    let status = with_headers(|storage, cfg| {
-        let mut resp = httparse::Response::new(storage);
-        Ok(match cfg.parse_response(&mut resp, buf)? {
-            httparse::Status::Complete(n) => httparse::Status::Complete((
-                Response {
-                    version: version_of(resp.version),
-                    status: resp.code.unwrap_or_default(),
-                    reason: resp.reason.unwrap_or_default().to_string(),
-                    headers: headers_of(resp.headers),
-                    body: Vec::new(),
-                    body_form: BodyForm::Wire,
-                },
-                n,
-            )),
-            httparse::Status::Partial => httparse::Status::Partial,
-        })
-    })?;
-    Ok(match status {
-        httparse::Status::Complete((r, n)) => Head::Complete(r, n),
-        httparse::Status::Partial => Head::Partial,
-    })
-}
+/// Whole messages are parsed strictly first: an invalid header line is dropped only when httparse
+/// rejects one (so one odd field does not cost the whole message).
+const LENIENCY: Leniency = Leniency {
+    space_before_first_header: false,
+    strict_first: true,
+};
 
 /// Parses a message head out of a buffer that holds all there is: when the buffer ends inside the
 /// head (hand-written files often lack the final blank line), the missing line ends are supplied.
@@ -496,15 +390,15 @@ fn response_head(buf: &[u8]) -> Result<Head<Response>, httparse::Error> {
 fn whole_head<T>(
     buf: &[u8],
     what: &str,
-    parse: impl Fn(&[u8]) -> Result<Head<T>, httparse::Error>,
+    parse: impl Fn(&[u8]) -> httparse::Result<(T, usize)>,
 ) -> Result<(T, usize), ParseError> {
     let err = |e: httparse::Error| ParseError {
         offset: 0,
         message: format!("invalid HTTP {what}: {e}"),
     };
     match parse(buf).map_err(err)? {
-        Head::Complete(m, n) => Ok((m, n)),
-        Head::Partial => {
+        httparse::Status::Complete((m, n)) => Ok((m, n)),
+        httparse::Status::Partial => {
             let mut completed = Vec::with_capacity(buf.len() + 4);
             completed.extend_from_slice(buf);
             completed.extend_from_slice(if buf.ends_with(b"\n") {
@@ -513,8 +407,8 @@ fn whole_head<T>(
                 b"\r\n\r\n"
             });
             match parse(&completed).map_err(err)? {
-                Head::Complete(m, _) => Ok((m, buf.len())),
-                Head::Partial => Err(ParseError {
+                httparse::Status::Complete((m, _)) => Ok((m, buf.len())),
+                httparse::Status::Partial => Err(ParseError {
                     offset: 0,
                     message: format!("incomplete HTTP {what} head"),
                 }),
@@ -526,7 +420,8 @@ fn whole_head<T>(
 /// Parses one request at the start of `buf`, its body framed by Content-Length or chunked encoding
 /// (kept as wire bytes). A body cut short by the end of `buf` is kept and flagged `truncated`.
 pub fn parse_request(buf: &[u8]) -> Result<ParsedRequest, ParseError> {
-    let (mut request, head_len) = whole_head(buf, "request", request_head)?;
+    let (mut request, head_len) =
+        whole_head(buf, "request", |b| head::httparse_request(b, LENIENCY))?;
     let rest = buf.get(head_len..).unwrap_or_default();
     let framing = request_framing(&request.headers).map_err(|m| ParseError {
         offset: 0,
@@ -589,7 +484,7 @@ pub fn parse_requests(buf: &[u8]) -> Result<Vec<ParsedRequest>, ParseError> {
 /// Parses one response head at the start of `buf`; the body is left empty. Returns the response
 /// and the bytes its head took.
 pub fn parse_response_head(buf: &[u8]) -> Result<(Response, usize), ParseError> {
-    whole_head(buf, "response", response_head)
+    whole_head(buf, "response", |b| head::httparse_response(b, LENIENCY))
 }
 
 /// Parses every response a recorded response payload holds, in order: interim (1xx) responses,
@@ -671,12 +566,17 @@ fn next_response_at(resp: &Response, after: &[u8]) -> Option<usize> {
 
 /// True when `buf` starts with a complete HTTP/1.x response head.
 fn starts_response(buf: &[u8]) -> bool {
-    buf.starts_with(b"HTTP/1.") && matches!(response_head(buf), Ok(Head::Complete(..)))
+    buf.starts_with(b"HTTP/1.")
+        && matches!(
+            head::httparse_response(buf, LENIENCY),
+            Ok(httparse::Status::Complete(..))
+        )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Header;
 
     fn req(method: &str, target: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Request {
         let mut h = Headers::new();

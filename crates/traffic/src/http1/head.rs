@@ -4,14 +4,18 @@
 //! odd versions such as `HTTP/1.`, obs-fold in requests, non-UTF-8 targets, stray bytes in header
 //! lines) goes through a lenient line parser instead, so a single odd message does not cost the
 //! rest of the connection.
+//!
+//! This is also the one place httparse's output becomes model heads ([`httparse_request`],
+//! [`httparse_response`]): [`crate::wire`], which parses whole messages, goes through it too.
 
 use crate::model::{trim_ascii, Header, Headers, Request, Response, Version};
 
 /// Header fields kept per message at most; beyond, lines are ignored (the head itself is capped
 /// at [`super::MAX_HEAD`] bytes, so this only bounds pathological heads of tiny lines).
 const MAX_HEADERS: usize = 16 << 10;
-/// httparse is retried with more header slots up to this many; beyond, the lenient parser runs.
-const MAX_HTTPARSE_HEADERS: usize = 4096;
+/// httparse is retried with more header slots up to this many; beyond, the streaming parser falls
+/// back to its lenient parser and [`crate::wire`] gives up.
+pub(crate) const MAX_HTTPARSE_HEADERS: usize = 4096;
 /// Longest method token accepted.
 const MAX_METHOD: usize = 32;
 
@@ -381,45 +385,128 @@ pub(super) fn prefix_plausible(
     req || resp
 }
 
-fn request_config() -> httparse::ParserConfig {
-    let mut c = httparse::ParserConfig::default();
-    c.allow_multiple_spaces_in_request_line_delimiters(true)
-        .allow_space_before_first_header_name(true)
-        .ignore_invalid_headers_in_requests(true);
-    c
+/// How tolerant httparse is of header lines. Both parsers of heads (this streaming one and
+/// [`crate::wire`]'s whole-message one) go through [`httparse_request`] / [`httparse_response`];
+/// each keeps the leniency its callers rely on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leniency {
+    /// Whitespace before the first header name is skipped; otherwise that line is invalid.
+    pub space_before_first_header: bool,
+    /// The head is parsed strictly first, and only when a header line is rejected once more
+    /// dropping invalid lines; otherwise invalid lines are dropped from the start.
+    pub strict_first: bool,
 }
 
-fn response_config() -> httparse::ParserConfig {
-    let mut c = httparse::ParserConfig::default();
-    c.allow_multiple_spaces_in_response_status_delimiters(true)
-        .allow_spaces_after_header_name_in_responses(true)
-        .allow_obsolete_multiline_headers_in_responses(true)
-        .allow_space_before_first_header_name(true)
-        .ignore_invalid_headers_in_responses(true);
-    c
+/// The streaming parser's leniency: a stray line must not cost the rest of the connection.
+const STREAM: Leniency = Leniency {
+    space_before_first_header: true,
+    strict_first: false,
+};
+
+impl Leniency {
+    fn config(self, ignore_invalid: bool) -> httparse::ParserConfig {
+        let mut c = httparse::ParserConfig::default();
+        // Each option applies to one kind of message only, so one config serves both kinds.
+        c.allow_multiple_spaces_in_request_line_delimiters(true)
+            .allow_multiple_spaces_in_response_status_delimiters(true)
+            .allow_spaces_after_header_name_in_responses(true)
+            .allow_obsolete_multiline_headers_in_responses(true)
+            .allow_space_before_first_header_name(self.space_before_first_header)
+            .ignore_invalid_headers_in_requests(ignore_invalid)
+            .ignore_invalid_headers_in_responses(ignore_invalid);
+        c
+    }
 }
 
-/// Runs `f` with httparse header slots: 64 on the stack, then more on TooManyHeaders, up to a cap.
-/// `None` when httparse cannot parse the head (the caller falls back to the lenient parser).
+/// Runs `parse` with httparse header slots: 64 on the stack (no allocation for most heads), then
+/// more on TooManyHeaders, up to [`MAX_HTTPARSE_HEADERS`]; with [`Leniency::strict_first`], a
+/// rejected header line switches to dropping invalid lines for this and the later tries.
 fn with_slots<'b, T>(
-    mut f: impl FnMut(&mut [httparse::Header<'b>]) -> Result<Option<T>, httparse::Error>,
-) -> Option<T> {
+    how: Leniency,
+    mut parse: impl FnMut(
+        &mut [httparse::Header<'b>],
+        &httparse::ParserConfig,
+    ) -> Result<T, httparse::Error>,
+) -> Result<T, httparse::Error> {
+    let mut ignore_invalid = !how.strict_first;
+    let mut attempt = |slots: &mut [httparse::Header<'b>]| loop {
+        match parse(slots, &how.config(ignore_invalid)) {
+            Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) if !ignore_invalid => {
+                ignore_invalid = true;
+            }
+            other => return other,
+        }
+    };
     let mut stack = [httparse::EMPTY_HEADER; 64];
-    match f(&mut stack) {
-        Ok(r) => return r,
+    match attempt(&mut stack) {
         Err(httparse::Error::TooManyHeaders) => {}
-        Err(_) => return None,
+        other => return other,
     }
     let mut n = 256;
-    while n <= MAX_HTTPARSE_HEADERS {
+    loop {
         let mut slots = vec![httparse::EMPTY_HEADER; n];
-        match f(&mut slots) {
-            Ok(r) => return r,
-            Err(httparse::Error::TooManyHeaders) => n *= 4,
-            Err(_) => return None,
+        match attempt(&mut slots) {
+            Err(httparse::Error::TooManyHeaders) if n < MAX_HTTPARSE_HEADERS => n *= 4,
+            other => return other,
         }
     }
-    None
+}
+
+/// Parses a request head with httparse: the request (body empty) and the head's length in bytes,
+/// or `Partial` when `head` ends first.
+pub(crate) fn httparse_request(head: &[u8], how: Leniency) -> httparse::Result<(Request, usize)> {
+    with_slots(how, |slots, cfg| {
+        let mut req = httparse::Request::new(slots);
+        Ok(match cfg.parse_request(&mut req, head)? {
+            httparse::Status::Complete(n) => httparse::Status::Complete((
+                Request {
+                    method: req.method.unwrap_or_default().to_owned(),
+                    target: req.path.unwrap_or_default().to_owned(),
+                    version: minor_version(req.version),
+                    headers: own_headers(req.headers, false),
+                    ..Default::default()
+                },
+                n,
+            )),
+            httparse::Status::Partial => httparse::Status::Partial,
+        })
+    })
+}
+
+/// Parses a response head with httparse: the response (body empty, header values as sent) and
+/// the head's length in bytes, or `Partial` when `head` ends first.
+pub(crate) fn httparse_response(head: &[u8], how: Leniency) -> httparse::Result<(Response, usize)> {
+    httparse_response_as(head, how, |resp| Response {
+        version: minor_version(resp.version),
+        status: resp.code.unwrap_or_default(),
+        reason: resp.reason.unwrap_or_default().to_owned(),
+        headers: own_headers(resp.headers, false),
+        ..Default::default()
+    })
+}
+
+/// [`httparse_response`] with the caller choosing what to keep of httparse's parse (the streaming
+/// parser reads the status line itself and takes only the header fields: no allocation wasted).
+fn httparse_response_as<T>(
+    head: &[u8],
+    how: Leniency,
+    mut build: impl FnMut(&httparse::Response<'_, '_>) -> T,
+) -> httparse::Result<(T, usize)> {
+    with_slots(how, |slots, cfg| {
+        let mut resp = httparse::Response::new(slots);
+        Ok(match cfg.parse_response(&mut resp, head)? {
+            httparse::Status::Complete(n) => httparse::Status::Complete((build(&resp), n)),
+            httparse::Status::Partial => httparse::Status::Partial,
+        })
+    })
+}
+
+/// The version httparse reports as a minor number (it only accepts `HTTP/1.0` and `HTTP/1.1`).
+fn minor_version(minor: Option<u8>) -> Version {
+    match minor {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    }
 }
 
 /// Replaces each obs-fold (line end plus leading whitespace) inside a value with one space, as
@@ -460,6 +547,15 @@ fn own_headers(hs: &[httparse::Header<'_>], folded: bool) -> Headers {
     )
 }
 
+/// The message of a complete head; None when httparse failed or the head is cut short (the caller
+/// falls back to the lenient parser).
+fn complete<T>(parsed: httparse::Result<(T, usize)>) -> Option<T> {
+    match parsed {
+        Ok(httparse::Status::Complete((m, _))) => Some(m),
+        _ => None,
+    }
+}
+
 fn first_line(head: &[u8]) -> (&[u8], &[u8]) {
     match memchr::memchr(b'\n', head) {
         Some(p) => (&head[..=p], &head[p + 1..]),
@@ -487,33 +583,10 @@ pub(super) fn parse_request(head: &[u8], strict: bool, folded: bool) -> Option<P
         return None;
     }
     // httparse drops folded lines in requests; the lenient parser joins them.
-    let cfg = request_config();
     let fast = if folded {
         None
     } else {
-        with_slots(|slots| {
-            let mut req = httparse::Request::new(slots);
-            match cfg.parse_request(&mut req, head)? {
-                httparse::Status::Partial => Ok(None),
-                httparse::Status::Complete(_) => {
-                    let (Some(method), Some(path), Some(v)) = (req.method, req.path, req.version)
-                    else {
-                        return Ok(None);
-                    };
-                    Ok(Some(Request {
-                        method: method.to_owned(),
-                        target: path.to_owned(),
-                        version: if v == 1 {
-                            Version::Http11
-                        } else {
-                            Version::Http10
-                        },
-                        headers: own_headers(req.headers, false),
-                        ..Default::default()
-                    }))
-                }
-            }
-        })
+        complete(httparse_request(head, STREAM))
     };
     let request = match fast {
         Some(r) => r,
@@ -541,14 +614,9 @@ pub(super) fn parse_response(head: &[u8], strict: bool, folded: bool) -> Option<
     let (line, _) = first_line(head);
     // Our own status-line parse gives the reason as sent (httparse drops one with obs-text).
     let sl = status_line(line, strict)?;
-    let cfg = response_config();
-    let fast = with_slots(|slots| {
-        let mut resp = httparse::Response::new(slots);
-        match cfg.parse_response(&mut resp, head)? {
-            httparse::Status::Partial => Ok(None),
-            httparse::Status::Complete(_) => Ok(Some(own_headers(resp.headers, folded))),
-        }
-    });
+    let fast = complete(httparse_response_as(head, STREAM, |resp| {
+        own_headers(resp.headers, folded)
+    }));
     let headers = match fast {
         Some(h) => h,
         None => lenient_fields(first_line(head).1),
