@@ -468,7 +468,7 @@ impl Records {
                 };
             }
             let blen = u32_at(h, 4, be);
-            if blen < 12 || blen % 4 != 0 || blen > MAX_BLOCK {
+            if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_BLOCK {
                 let loc = if matches!(btype, EPB | SPB | PB) {
                     Location::Packet { number, byte: at }
                 } else {
