@@ -388,3 +388,209 @@ fn garbage_never_panics() {
         assert!(p(text).is_err(), "{text:?}");
     }
 }
+
+/// The JSON Schema shipped for editors (`crates/scenario/scenario.schema.json`).
+const SCHEMA: &str = include_str!("../scenario.schema.json");
+
+/// A key no struct in `raw.rs` has, and far enough from all of them that no hint is added.
+const NOT_A_KEY: &str = "zzzz_not_a_key";
+
+/// The keys (or enum values) the parser accepts at the spot where `doc` puts [`NOT_A_KEY`],
+/// read from its "unknown key/value ..., expected one of: ..." error. serde lists the
+/// struct's own field names there, so these sets follow `raw.rs` without a hand-kept copy.
+fn parser_keys(doc: &str) -> std::collections::BTreeSet<String> {
+    let e = err(doc);
+    let Some((_, list)) = e.split_once("expected one of: ") else {
+        unreachable!("not an unknown-key error for {doc:?}: {e}");
+    };
+    let list = list.split("; did you mean").next().unwrap_or_default();
+    list.split(',').map(|k| k.trim().to_string()).collect()
+}
+
+/// Follows a local `$ref` (`#/$defs/...`), repeatedly.
+fn resolve<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) -> &'a serde_json::Value {
+    match node.get("$ref").and_then(serde_json::Value::as_str) {
+        Some(r) => {
+            let target = r
+                .strip_prefix('#')
+                .and_then(|ptr| root.pointer(ptr))
+                .unwrap_or_else(|| unreachable!("unresolved $ref {r}"));
+            resolve(root, target)
+        }
+        None => node,
+    }
+}
+
+/// The schema node reached from the root through `path`: a property name, `[]` for
+/// array items, `{}` for map values.
+fn schema_at<'a>(root: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
+    path.iter().fold(root, |node, seg| {
+        let node = resolve(root, node);
+        let next = match *seg {
+            "[]" => node.get("items"),
+            "{}" => node.get("additionalProperties"),
+            key => node.get("properties").and_then(|p| p.get(key)),
+        };
+        next.unwrap_or_else(|| unreachable!("schema has no {seg:?} along {path:?}"))
+    })
+}
+
+/// Property names the schema allows at `path`; such objects must be closed like the
+/// parser's `deny_unknown_fields` structs.
+fn schema_keys(root: &serde_json::Value, path: &[&str]) -> std::collections::BTreeSet<String> {
+    let node = resolve(root, schema_at(root, path));
+    assert_eq!(
+        node.get("additionalProperties"),
+        Some(&serde_json::Value::Bool(false)),
+        "schema object at {path:?} must set additionalProperties: false"
+    );
+    let Some(props) = node
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+    else {
+        unreachable!("schema object at {path:?} has no properties");
+    };
+    props.keys().cloned().collect()
+}
+
+#[test]
+fn schema_keys_match_parser_keys() {
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("schema is valid JSON");
+    let k = NOT_A_KEY;
+    let user = "users:\n  - name: a\n";
+    let task = format!("{user}    tasks:\n      - request: {{ method: GET, path: / }}\n");
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        ("top level", format!("{k}: 1\n"), vec![]),
+        ("user class", format!("{user}    {k}: 1\n"), vec!["users", "[]"]),
+        (
+            "task",
+            format!("{user}    tasks:\n      - {k}: 1\n"),
+            vec!["users", "[]", "tasks", "[]"],
+        ),
+        (
+            "step in sequence",
+            format!("{user}    tasks:\n      - sequence:\n          - {k}: 1\n"),
+            vec!["users", "[]", "tasks", "[]", "sequence", "[]"],
+        ),
+        (
+            "step in on_start",
+            format!("{user}    on_start:\n      - {k}: 1\n"),
+            vec!["users", "[]", "on_start", "[]"],
+        ),
+        (
+            "step in on_stop",
+            format!("{user}    on_stop:\n      - {k}: 1\n"),
+            vec!["users", "[]", "on_stop", "[]"],
+        ),
+        (
+            "request in task",
+            format!("{user}    tasks:\n      - request: {{ {k}: 1 }}\n"),
+            vec!["users", "[]", "tasks", "[]", "request"],
+        ),
+        (
+            "request in step",
+            format!("{user}    tasks:\n      - sequence:\n          - request: {{ {k}: 1 }}\n"),
+            vec!["users", "[]", "tasks", "[]", "sequence", "[]", "request"],
+        ),
+        (
+            "check in task",
+            format!("{task}        checks: [ {{ {k}: 1 }} ]\n"),
+            vec!["users", "[]", "tasks", "[]", "checks", "[]"],
+        ),
+        (
+            "check in step",
+            format!("{user}    on_start:\n      - request: {{ method: GET, path: / }}\n        checks: [ {{ {k}: 1 }} ]\n"),
+            vec!["users", "[]", "on_start", "[]", "checks", "[]"],
+        ),
+        (
+            "extract in task",
+            format!("{task}        extract: {{ v: {{ {k}: 1 }} }}\n"),
+            vec!["users", "[]", "tasks", "[]", "extract", "{}"],
+        ),
+        (
+            "extract in step",
+            format!("{user}    on_start:\n      - request: {{ method: GET, path: / }}\n        extract: {{ v: {{ {k}: 1 }} }}\n"),
+            vec!["users", "[]", "on_start", "[]", "extract", "{}"],
+        ),
+        (
+            "wait_time",
+            format!("{user}    wait_time: {{ {k}: 1 }}\n"),
+            vec!["users", "[]", "wait_time"],
+        ),
+        ("timeouts", format!("timeouts: {{ {k}: 1 }}\n"), vec!["timeouts"]),
+        ("redirects", format!("redirects: {{ {k}: 1 }}\n"), vec!["redirects"]),
+        ("data feed", format!("data: {{ f: {{ {k}: 1 }} }}\n"), vec!["data", "{}"]),
+        ("load", format!("load: {{ {k}: 1 }}\n"), vec!["load"]),
+        (
+            "load stage",
+            format!("load: {{ stages: [ {{ {k}: 1 }} ] }}\n"),
+            vec!["load", "stages", "[]"],
+        ),
+        (
+            "arrival stage",
+            format!("load: {{ arrival: [ {{ {k}: 1 }} ] }}\n"),
+            vec!["load", "arrival", "[]"],
+        ),
+    ];
+    for (what, doc, path) in cases {
+        let parser = parser_keys(&doc);
+        assert!(parser.len() > 1, "{what}: too few keys read: {parser:?}");
+        assert_eq!(schema_keys(&schema, &path), parser, "{what} keys differ");
+    }
+
+    // Feed modes are an enum of values, not keys.
+    let modes = parser_keys(&format!("data: {{ f: {{ csv: f.csv, mode: {k} }} }}\n"));
+    let mode = resolve(&schema, schema_at(&schema, &["data", "{}", "mode"]));
+    let Some(values) = mode.get("enum").and_then(serde_json::Value::as_array) else {
+        unreachable!("mode has no enum");
+    };
+    let values: std::collections::BTreeSet<String> = values
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    assert_eq!(values, modes);
+}
+
+#[test]
+fn schema_is_well_formed() {
+    use serde_json::Value;
+    let schema: Value = serde_json::from_str(SCHEMA).expect("schema is valid JSON");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let Some(defs) = schema["$defs"].as_object() else {
+        unreachable!("schema has no $defs");
+    };
+    // Every $ref resolves, every `required` key is a declared property, every def is used.
+    let mut used = std::collections::BTreeSet::new();
+    let mut stack = vec![&schema];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref") {
+                    let r = r.as_str().unwrap_or_default();
+                    let name = r.strip_prefix("#/$defs/").unwrap_or_default();
+                    assert!(defs.contains_key(name), "unresolved $ref {r:?}");
+                    used.insert(name.to_string());
+                }
+                if let (Some(Value::Array(req)), Some(Value::Object(props))) =
+                    (map.get("required"), map.get("properties"))
+                {
+                    for key in req {
+                        let key = key.as_str().unwrap_or_default();
+                        assert!(
+                            props.contains_key(key),
+                            "required {key:?} is not a property"
+                        );
+                    }
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    let unused: Vec<&String> = defs.keys().filter(|d| !used.contains(*d)).collect();
+    assert!(unused.is_empty(), "unused $defs: {unused:?}");
+}
