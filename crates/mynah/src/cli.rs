@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// mynah: load tests that look like production.
 ///
-/// Capture real HTTP traffic (pcap/pcapng, HAR, GoReplay .gor), inspect and convert it.
+/// Capture real HTTP traffic (pcap/pcapng, HAR, GoReplay .gor), inspect and convert it, and run
+/// scripted load from a scenario file.
 #[derive(Debug, Parser)]
 #[command(name = "mynah", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -20,6 +21,78 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Convert captures between formats (pcap/pcapng/HAR/.gor in; HAR/.gor out), merging inputs by time.
     Convert(ConvertArgs),
+    /// Run a scenario file: virtual users, load shape, checks, live view, reports and thresholds.
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_AFTER_HELP: &str = "\
+Exit codes:
+  0  the run completed and every threshold passed
+  3  the run completed and a threshold failed
+  1  the run could not be done (bad scenario, unreachable host, a data feed ran out, a report could not be written)
+  2  usage error (bad flags)
+
+The scenario format is documented in docs/scenario.md. Command-line values override the file's.
+
+Examples:
+  mynah run scenario.yaml
+  mynah run scenario.yaml --host http://127.0.0.1:8080 -u 100 -r 20 -t 2m --csv out/run --html out/run.html
+  mynah run scenario.yaml --threshold 'p95 < 300ms' --threshold 'fail_rate < 1%' --junit junit.xml";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML).
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Base URL for the requests, replacing the scenario's `host`.
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    /// Number of users (replaces the scenario's load shape with a fixed user count).
+    #[arg(short = 'u', long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Users started per second while ramping up.
+    #[arg(short = 'r', long, value_name = "N")]
+    pub spawn_rate: Option<f64>,
+    /// Run length, e.g. 30s, 5m, 1h30m (with stages: stop after this long).
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub run_time: Option<std::time::Duration>,
+    /// Run only tasks with one of these tags.
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Do not run tasks with any of these tags.
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub exclude_tags: Vec<String>,
+    /// A pass/fail threshold, added to the scenario's (repeatable), e.g. 'p95 < 300ms',
+    /// 'GET /search: p99 < 1s', 'fail_rate < 1%', 'rps > 100'.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Write the run summary as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// Write Locust-format CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
+    /// PREFIX_failures.csv and PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write a JUnit XML report with one test case per threshold.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// At the end (or on Ctrl-C), how long running tasks may finish before they are abandoned.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub stop_timeout: std::time::Duration,
+    /// Accept any TLS certificate (self-signed test hosts).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Use HTTP/2 with prior knowledge on http:// hosts (https:// hosts negotiate it by ALPN).
+    #[arg(long)]
+    pub http2: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    mynah_scenario::parse_duration(s)
 }
 
 /// How input files are read; shared by every command that reads captures.

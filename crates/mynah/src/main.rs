@@ -2,14 +2,17 @@
 
 mod cli;
 mod cmd;
+mod live;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit codes, as documented in the README: 0 success, 1 bad input, 2 usage.
+/// Exit codes, as documented in the README and `mynah run --help`: 0 success, 1 bad input or a
+/// run that could not be done, 2 usage, 3 a threshold failed.
 pub const EXIT_BAD_INPUT: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_THRESHOLD: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -27,9 +30,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Inspect(args) => cmd::inspect::run(args),
         cli::Command::Convert(args) => cmd::convert::run(args),
+        cli::Command::Run(args) => cmd::run::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cmd::run::ThresholdsFailed>().is_some() => {
+            eprintln!("mynah: {e}");
+            ExitCode::from(EXIT_THRESHOLD)
+        }
         Err(e) => {
             eprintln!("mynah: error: {e:#}");
             ExitCode::from(

@@ -1,10 +1,14 @@
 //! Reports built from a [`crate::RunStats`]: Locust-compatible CSV files and the summary JSON.
 
+pub mod html;
 pub mod locust_csv;
 pub mod summary;
+pub mod table;
 
+pub use html::{html_report, ReportMeta};
 pub use locust_csv::write_locust_csv;
 pub use summary::summary_json;
+pub use table::final_table;
 
 /// Formats a microsecond latency as milliseconds with exact µs precision and no trailing zeros
 /// (`1500` -> `1.5`, `2000` -> `2`), so reports carry the HDR value rather than Locust's rounding.

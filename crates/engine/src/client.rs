@@ -1,0 +1,510 @@
+//! A virtual user's HTTP client: it owns its connections (one per origin), so users never share
+//! a socket, keep-alive behaves like a browser's, and per-user memory stays small.
+//!
+//! Built on hyper's connection-level API (`client::conn::http1` / `http2`) rather than a pooled
+//! client: the engine needs to know exactly which connection a request used, to time connects
+//! separately, and to drop a connection after any failure.
+//!
+//! Pieces: [`conn`] (resolve, connect, TLS, handshake, error mapping), [`tls`] (the rustls
+//! configuration), [`cookies`] (the per-user jar). Memory per idle keep-alive user is kept small:
+//! a `Client` is three words plus a `Vec` of connections; each HTTP/1 connection holds hyper's
+//! fixed read buffer ([`conn::H1_READ_BUF`]) and its 8 KiB write buffer, and a spawned task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use mynah_stats::FailureKind;
+
+mod conn;
+mod cookies;
+mod tls;
+
+use conn::{Conn, Target};
+
+/// Client settings shared by every user of a run.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Time allowed to resolve, connect and finish the TLS handshake.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request: send, wait, and read the full response body.
+    pub request_timeout: Duration,
+    /// Follow 3xx responses with a `Location` header.
+    pub follow_redirects: bool,
+    /// Redirects followed at most per request; one more is a `protocol` failure.
+    pub max_redirects: u32,
+    /// Accept any server certificate (self-signed test hosts).
+    pub insecure: bool,
+    /// Use HTTP/2 with prior knowledge on `http://` origins (h2c). `https://` origins negotiate
+    /// HTTP/2 or HTTP/1.1 by ALPN whatever this says.
+    pub http2_prior_knowledge: bool,
+    /// Response body bytes kept for checks and extraction; the rest is read and counted but
+    /// discarded, so an endless body cannot grow memory.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            follow_redirects: true,
+            max_redirects: 10,
+            insecure: false,
+            http2_prior_knowledge: false,
+            max_body_bytes: 10 << 20,
+        }
+    }
+}
+
+/// What every user's client shares: the settings and the TLS configuration (built once).
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings.
+    pub config: ClientConfig,
+    /// The rustls configuration (roots or the accept-anything verifier, ALPN h2 + http/1.1).
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Shared {
+    /// Builds the shared state; fails only if the TLS configuration cannot be built.
+    pub fn new(config: ClientConfig) -> Result<Arc<Shared>, String> {
+        let tls = tls::config(config.insecure)?;
+        Ok(Arc::new(Shared { config, tls }))
+    }
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: http::Method,
+    /// Absolute URI (`http://host:port/path?query` or `https://...`).
+    pub uri: http::Uri,
+    /// Headers in sending order. `Host`, `Content-Length` and `Cookie` (from the user's jar) are
+    /// added by the client when absent; a `Host` given here wins.
+    pub headers: http::HeaderMap,
+    /// Body; empty for none.
+    pub body: Bytes,
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Final status (after redirects).
+    pub status: u16,
+    /// Final response headers.
+    pub headers: http::HeaderMap,
+    /// Body (decoded from chunked framing, not from Content-Encoding), at most
+    /// [`ClientConfig::max_body_bytes`].
+    pub body: Bytes,
+    /// Whether `body` was cut at the limit.
+    pub body_truncated: bool,
+    /// Body bytes received over all hops, including discarded ones.
+    pub bytes_received: u64,
+    /// `(name, value)` of every cookie the responses of this request set, in order.
+    pub set_cookies: Vec<(String, String)>,
+}
+
+/// A request that did not produce a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Why, for the statistics.
+    pub kind: FailureKind,
+    /// Human-readable cause, stable enough to group by (no addresses or counters that vary per request).
+    pub message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: FailureKind, message: &str) -> Failure {
+        Failure {
+            kind,
+            message: message.to_string(),
+        }
+    }
+}
+
+const USER_AGENT: &str = concat!("mynah/", env!("CARGO_PKG_VERSION"));
+
+/// One virtual user's client: its connections and cookie jar.
+pub struct Client {
+    shared: Arc<Shared>,
+    /// At most one per origin; a handful at most, so a `Vec` beats a map in size and speed.
+    conns: Vec<Conn>,
+    jar: cookies::Jar,
+}
+
+impl Client {
+    /// A client with no connection yet.
+    pub fn new(shared: Arc<Shared>) -> Client {
+        Client {
+            shared,
+            conns: Vec::new(),
+            jar: cookies::Jar::default(),
+        }
+    }
+
+    /// Sends a request (following redirects per the config) and reads the whole response.
+    /// After any failure the connection it used is dropped.
+    pub async fn send(&mut self, request: Request) -> Result<Response, Failure> {
+        let limit = self.shared.config.request_timeout;
+        match tokio::time::timeout(limit, self.send_inner(request)).await {
+            Ok(result) => result,
+            // The connection in use was owned by the dropped future, so it is gone too.
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                message: format!("request timeout after {limit:?}"),
+            }),
+        }
+    }
+
+    /// Closes every connection (the user stopped); the cookie jar is kept.
+    pub fn close(&mut self) {
+        self.conns.clear();
+    }
+
+    /// The value of the cookie `name` in this user's jar (any host), if set and not expired.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.jar.get(name)
+    }
+
+    /// Number of open connections (at most one per origin).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    async fn send_inner(&mut self, request: Request) -> Result<Response, Failure> {
+        let Request {
+            mut method,
+            mut uri,
+            mut headers,
+            mut body,
+        } = request;
+        let mut bytes_received = 0u64;
+        let mut set_cookies = Vec::new();
+        let mut redirects = 0u32;
+        loop {
+            let target = Target::of(&uri)?;
+            let (conn, response) = self
+                .exchange(&target, &method, &uri, &headers, &body)
+                .await?;
+            let (parts, mut incoming) = response.into_parts();
+            let path = uri.path();
+            self.jar.store(
+                target.https,
+                target.host,
+                path,
+                &parts.headers,
+                &mut set_cookies,
+            );
+            let status = parts.status.as_u16();
+            let config = &self.shared.config;
+            let location = match parts.headers.get(header::LOCATION) {
+                Some(l) if config.follow_redirects && is_redirect(status) => l,
+                _ => {
+                    let (body, body_truncated) =
+                        read_body(&mut incoming, config.max_body_bytes, &mut bytes_received)
+                            .await?;
+                    self.conns.push(conn);
+                    return Ok(Response {
+                        status,
+                        headers: parts.headers,
+                        body,
+                        body_truncated,
+                        bytes_received,
+                        set_cookies,
+                    });
+                }
+            };
+            if redirects >= config.max_redirects {
+                return Err(Failure {
+                    kind: FailureKind::Protocol,
+                    message: format!("too many redirects ({})", config.max_redirects),
+                });
+            }
+            let next = location
+                .to_str()
+                .ok()
+                .and_then(|l| resolve(&uri, l))
+                .ok_or_else(|| Failure::new(FailureKind::Protocol, "invalid redirect location"))?;
+            // Drain the body so the connection stays usable.
+            read_body(&mut incoming, 0, &mut bytes_received).await?;
+            drop(incoming);
+            self.conns.push(conn);
+            redirects += 1;
+            let to_get = status == 303 && method != http::Method::HEAD
+                || (status == 301 || status == 302) && method == http::Method::POST;
+            if to_get {
+                method = http::Method::GET;
+                body = Bytes::new();
+                headers.remove(header::CONTENT_TYPE);
+                headers.remove(header::CONTENT_LENGTH);
+                headers.remove(header::TRANSFER_ENCODING);
+            }
+            let same_origin = Target::of(&next).is_ok_and(|t| {
+                t.https == target.https
+                    && t.port == target.port
+                    && t.host.eq_ignore_ascii_case(target.host)
+            });
+            if !same_origin {
+                // What the user set for the first origin does not follow to another one.
+                headers.remove(header::HOST);
+                headers.remove(header::AUTHORIZATION);
+                headers.remove(header::COOKIE);
+            }
+            uri = next;
+        }
+    }
+
+    /// Sends one request on the origin's connection (opening one if needed) and returns the
+    /// connection with the response head. The connection is out of `self.conns` meanwhile, so
+    /// a failure or a timeout drops it.
+    async fn exchange(
+        &mut self,
+        target: &Target<'_>,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<(Conn, http::Response<Incoming>), Failure> {
+        let mut retried = false;
+        loop {
+            let mut reused = false;
+            let mut conn = None;
+            if let Some(i) = self.conns.iter().position(|c| c.is_for(target)) {
+                let mut c = self.conns.swap_remove(i);
+                if c.ready().await {
+                    reused = true;
+                    conn = Some(c);
+                }
+            }
+            let mut conn = match conn {
+                Some(c) => c,
+                None => conn::connect(&self.shared, target).await?,
+            };
+            let request = self.build(target, &conn, method, uri, headers, body)?;
+            match conn.send(request).await {
+                Ok(response) => return Ok((conn, response)),
+                Err(mut e) => {
+                    // The server closed a kept-alive connection before any byte of the request
+                    // was written: safe to send it again, once, on a new connection.
+                    if reused && !retried && e.take_message().is_some() {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(conn::exchange_failure(e.error()));
+                }
+            }
+        }
+    }
+
+    fn build(
+        &mut self,
+        target: &Target<'_>,
+        conn: &Conn,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<http::Request<Full<Bytes>>, Failure> {
+        let path = uri.path();
+        let mut map = HeaderMap::with_capacity(headers.len() + 3);
+        let h2 = conn.is_h2();
+        if !h2 && !headers.contains_key(header::HOST) {
+            if let Some(authority) = uri.authority() {
+                let host = authority.as_str();
+                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+                if let Ok(v) = HeaderValue::from_str(host) {
+                    map.insert(header::HOST, v);
+                }
+            }
+        }
+        for (name, value) in headers {
+            map.append(name, value.clone());
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            map.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        }
+        if !headers.contains_key(header::COOKIE) {
+            if let Some(cookie) = self.jar.header(target.https, target.host, path) {
+                map.insert(header::COOKIE, cookie);
+            }
+        }
+        let request_uri = if h2 {
+            uri.clone()
+        } else {
+            match uri.path_and_query() {
+                Some(pq) => http::Uri::from(pq.clone()),
+                None => http::Uri::from_static("/"),
+            }
+        };
+        let mut request = http::Request::new(Full::new(body.clone()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = request_uri;
+        *request.headers_mut() = map;
+        Ok(request)
+    }
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Reads the whole body, keeping at most `keep` bytes and counting all of them.
+async fn read_body(
+    incoming: &mut Incoming,
+    keep: usize,
+    received: &mut u64,
+) -> Result<(Bytes, bool), Failure> {
+    // One data frame is kept as is (no copy); more are gathered into one buffer.
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Option<BytesMut> = None;
+    let mut kept = 0usize;
+    let mut truncated = false;
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| conn::exchange_failure(&e))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        *received += data.len() as u64;
+        if data.is_empty() {
+            continue;
+        }
+        if kept + data.len() > keep {
+            truncated = true;
+            data.truncate(keep - kept);
+            if data.is_empty() {
+                continue;
+            }
+        }
+        kept += data.len();
+        match (&mut first, &mut gathered) {
+            (None, None) => first = Some(data),
+            (Some(f), None) => {
+                let mut buf = BytesMut::with_capacity(kept.max(f.len() * 2).min(keep));
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                first = None;
+                gathered = Some(buf);
+            }
+            (_, Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    let body = match (first, gathered) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    };
+    Ok((body, truncated))
+}
+
+/// Resolves a `Location` against the URI it answered (RFC 3986 5.2, simplified: no userinfo,
+/// fragments dropped).
+fn resolve(base: &http::Uri, location: &str) -> Option<http::Uri> {
+    let location = location.split('#').next().unwrap_or("").trim();
+    let scheme = base.scheme_str()?;
+    let authority = base.authority()?.as_str();
+    if let Some((s, _)) = location.split_once("://") {
+        if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") {
+            return http::Uri::try_from(location).ok();
+        }
+        if s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            return None; // another scheme
+        }
+    }
+    if let Some(rest) = location.strip_prefix("//") {
+        return http::Uri::try_from(format!("{scheme}://{rest}")).ok();
+    }
+    let base_path = base.path();
+    let joined = if location.is_empty() {
+        base.path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string()
+    } else if location.starts_with('?') {
+        format!("{base_path}{location}")
+    } else if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let dir = base_path.rfind('/').map_or("/", |i| &base_path[..=i]);
+        format!("{dir}{location}")
+    };
+    let (path, query) = match joined.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (joined.as_str(), None),
+    };
+    let path = remove_dot_segments(path);
+    let uri = match query {
+        Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+        None => format!("{scheme}://{authority}{path}"),
+    };
+    http::Uri::try_from(uri).ok()
+}
+
+fn remove_dot_segments(path: &str) -> String {
+    if !path.contains("/.") {
+        return path.to_string();
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(base: &str, loc: &str) -> String {
+        resolve(&http::Uri::try_from(base).unwrap(), loc)
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn locations() {
+        let b = "http://h:8080/a/b/c?x=1";
+        assert_eq!(r(b, "/d"), "http://h:8080/d");
+        assert_eq!(r(b, "d?y=2"), "http://h:8080/a/b/d?y=2");
+        assert_eq!(r(b, "../d"), "http://h:8080/a/d");
+        assert_eq!(r(b, "./"), "http://h:8080/a/b/");
+        assert_eq!(r(b, "?y"), "http://h:8080/a/b/c?y");
+        assert_eq!(r(b, "//other/p"), "http://other/p");
+        assert_eq!(r(b, "https://x.org/q#frag"), "https://x.org/q");
+        assert_eq!(r(b, "../../../../d"), "http://h:8080/d");
+        assert_eq!(r(b, "ftp://x/y"), "");
+        assert_eq!(r(b, "bad uri with spaces"), "");
+    }
+
+    #[test]
+    fn client_is_small() {
+        assert!(std::mem::size_of::<Client>() <= 64);
+    }
+}

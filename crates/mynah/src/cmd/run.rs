@@ -1,0 +1,356 @@
+//! `mynah run`: scenario file -> plan -> engine -> statistics -> reports and thresholds.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use mynah_engine::{Plan, PlanOptions, RunOptions};
+use mynah_scenario::{Load, Scenario, Stage};
+use mynah_stats::report::html::{html_report, ReportMeta};
+use mynah_stats::report::table::final_table;
+use mynah_stats::report::{summary_json, write_locust_csv};
+use mynah_stats::threshold::junit_xml;
+use mynah_stats::{RunStats, Threshold, ThresholdResult};
+
+use super::UsageError;
+use crate::cli::RunArgs;
+use crate::live::LiveView;
+
+/// Some threshold did not hold (exit code 3).
+#[derive(Debug)]
+pub struct ThresholdsFailed {
+    failed: usize,
+    total: usize,
+}
+
+impl fmt::Display for ThresholdsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {} thresholds failed", self.failed, self.total)
+    }
+}
+
+impl std::error::Error for ThresholdsFailed {}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.scenario)
+        .with_context(|| format!("cannot read scenario file {}", args.scenario.display()))?;
+    let scenario = mynah_scenario::parse(&text, &args.scenario)?;
+
+    // Thresholds: the file's (a mistake there is bad input) then the command line's (usage).
+    let mut thresholds = Vec::new();
+    for expr in &scenario.thresholds {
+        thresholds.push(
+            Threshold::parse(expr)
+                .map_err(|e| anyhow!("{}: thresholds: {e}", args.scenario.display()))?,
+        );
+    }
+    for expr in &args.thresholds {
+        thresholds
+            .push(Threshold::parse(expr).map_err(|e| UsageError(format!("--threshold: {e}")))?);
+    }
+
+    let load = load_override(&scenario, &args)?;
+    let base_dir = args
+        .scenario
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let options = PlanOptions {
+        host: args.host.clone(),
+        load,
+        tags: args.tags.clone(),
+        exclude_tags: args.exclude_tags.clone(),
+        base_dir,
+        insecure: args.insecure,
+        http2: args.http2,
+    };
+    let plan = Plan::compile(&scenario, &options)
+        .map_err(|e| anyhow!("{}: {e}", args.scenario.display()))?;
+    for w in &plan.warnings {
+        eprintln!("mynah: warning: {w}");
+    }
+    let plan = Arc::new(plan);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(mynah_engine::runner::preflight(&plan))
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let host = plan.base.as_ref().map(|b| b.origin());
+    println!(
+        "mynah run {}: {}",
+        args.scenario.display(),
+        describe(&plan, host.as_deref())
+    );
+    let name = args
+        .scenario
+        .file_stem()
+        .map_or_else(|| "run".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut view = LiveView::new(std::io::stdout().is_terminal(), name.clone());
+    let outcome = runtime.block_on(mynah_engine::run(
+        plan.clone(),
+        RunOptions {
+            stop_timeout: args.stop_timeout,
+        },
+        &mut view,
+        stop_signal(),
+    ));
+    // Users abandoned at the stop timeout may still hold sockets; do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+
+    let stats = outcome.stats;
+    println!("{}", final_table(&stats, outcome.users_max));
+    let results: Vec<ThresholdResult> = thresholds.iter().map(|t| t.evaluate(&stats)).collect();
+    print_thresholds(&results);
+
+    let mut warnings = plan.warnings.clone();
+    if outcome.interrupted {
+        warnings.push("the run was interrupted before its planned end".into());
+    }
+    if let Some(f) = &outcome.fatal {
+        warnings.push(format!("the run stopped early: {f}"));
+    }
+    let meta = ReportMeta {
+        title: format!("mynah run: {name}"),
+        scenario: Some(args.scenario.display().to_string()),
+        host,
+        users_max: outcome.users_max,
+        warnings,
+    };
+    let report_error = write_reports(&args, &stats, outcome.users_max, &meta, &results);
+
+    if let Some(f) = outcome.fatal {
+        return Err(anyhow!("the run stopped early: {f}"));
+    }
+    report_error?;
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if failed > 0 {
+        return Err(ThresholdsFailed {
+            failed,
+            total: results.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Applies -u/-r/-t to the file's load shape.
+fn load_override(scenario: &Scenario, args: &RunArgs) -> Result<Option<Load>> {
+    let file = scenario.load.clone();
+    if let Some(users) = args.users {
+        let (spawn_rate, run_time) = match &file {
+            Some(Load::Users {
+                spawn_rate,
+                run_time,
+                ..
+            }) => (*spawn_rate, *run_time),
+            _ => (mynah_engine::plan::DEFAULT_SPAWN_RATE, None),
+        };
+        return Ok(Some(Load::Users {
+            users,
+            spawn_rate: args.spawn_rate.unwrap_or(spawn_rate),
+            run_time: args.run_time.or(run_time),
+        }));
+    }
+    if let Some(r) = args.spawn_rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(UsageError("-r/--spawn-rate must be a number above 0".into()).into());
+        }
+    }
+    match file {
+        None if args.spawn_rate.is_some() || args.run_time.is_some() => Err(UsageError(
+            "the scenario has no `load:`, so -u/--users is needed with -r/-t".into(),
+        )
+        .into()),
+        None => Ok(None),
+        Some(Load::Users {
+            users,
+            spawn_rate,
+            run_time,
+        }) => Ok(Some(Load::Users {
+            users,
+            spawn_rate: args.spawn_rate.unwrap_or(spawn_rate),
+            run_time: args.run_time.or(run_time),
+        })),
+        Some(_) if args.spawn_rate.is_some() => Err(UsageError(
+            "-r/--spawn-rate applies to a fixed user count; this scenario's stages give their own spawn_rate (or pass -u too)"
+                .into(),
+        )
+        .into()),
+        Some(Load::Stages(stages)) => Ok(Some(Load::Stages(match args.run_time {
+            Some(t) => truncate(stages, t, |s| s.duration, |s, d| s.duration = d),
+            None => stages,
+        }))),
+        Some(Load::Arrival(stages)) => Ok(Some(Load::Arrival(match args.run_time {
+            Some(t) => truncate(stages, t, |s| s.duration, |s, d| s.duration = d),
+            None => stages,
+        }))),
+    }
+}
+
+/// Cuts a staged shape at `limit`.
+fn truncate<S>(
+    stages: Vec<S>,
+    limit: Duration,
+    dur: impl Fn(&S) -> Duration,
+    set: impl Fn(&mut S, Duration),
+) -> Vec<S> {
+    let mut left = limit;
+    let mut out = Vec::new();
+    for mut s in stages {
+        if left.is_zero() {
+            break;
+        }
+        let d = dur(&s).min(left);
+        left -= d;
+        set(&mut s, d);
+        out.push(s);
+    }
+    out
+}
+
+/// One line saying what is about to run.
+fn describe(plan: &Plan, host: Option<&str>) -> String {
+    let classes = |total: u64| {
+        let counts = plan.class_counts(total);
+        plan.classes
+            .iter()
+            .zip(counts)
+            .map(|(c, n)| format!("{n} {}", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shape = match &plan.load {
+        Load::Users {
+            users,
+            spawn_rate,
+            run_time,
+        } => format!(
+            "{users} users ({}) started at {spawn_rate}/s, {}",
+            classes(u64::from(*users)),
+            run_time.map_or("until stopped (Ctrl-C)".to_string(), |t| format!(
+                "for {}",
+                fmt_dur(t)
+            ))
+        ),
+        Load::Stages(stages) => format!(
+            "{} stages up to {} users, for {}",
+            stages.len(),
+            stages.iter().map(|s: &Stage| s.users).max().unwrap_or(0),
+            fmt_dur(stages.iter().map(|s| s.duration).sum())
+        ),
+        Load::Arrival(stages) => format!(
+            "open model, {} arrival stages up to {}/s, for {}",
+            stages.len(),
+            stages.iter().map(|s| s.rate).fold(0.0, f64::max),
+            fmt_dur(stages.iter().map(|s| s.duration).sum())
+        ),
+    };
+    match host {
+        Some(h) => format!("{h}, {shape}"),
+        None => shape,
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 && s % 60.0 == 0.0 {
+        format!("{}m", s / 60.0)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn print_thresholds(results: &[ThresholdResult]) {
+    if results.is_empty() {
+        return;
+    }
+    println!("Thresholds:");
+    for r in results {
+        let value = r
+            .value
+            .map_or_else(|| "no requests in scope".to_string(), |v| format!("{v:.3}"));
+        let mark = if r.passed { "pass" } else { "FAIL" };
+        println!("  {mark}  {}  (measured {value})", r.expr);
+    }
+}
+
+/// Writes every requested report; returns the first error after trying them all.
+fn write_reports(
+    args: &RunArgs,
+    stats: &RunStats,
+    users_max: u64,
+    meta: &ReportMeta,
+    results: &[ThresholdResult],
+) -> Result<()> {
+    let mut first: Option<anyhow::Error> = None;
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            eprintln!("mynah: error: {e:#}");
+            first.get_or_insert(e);
+        }
+    };
+    if let Some(path) = &args.summary_json {
+        let thresholds = serde_json::Value::Array(
+            results
+                .iter()
+                .map(|r| serde_json::json!({"expr": r.expr, "passed": r.passed, "value": r.value}))
+                .collect(),
+        );
+        let v = summary_json(stats, users_max, &thresholds);
+        note(write(
+            path,
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
+        ));
+    }
+    if let Some(prefix) = &args.csv {
+        note(
+            write_locust_csv(prefix, stats)
+                .with_context(|| format!("cannot write CSV files {}_*.csv", prefix.display())),
+        );
+    }
+    if let Some(path) = &args.html {
+        note(write(path, html_report(stats, meta, results)));
+    }
+    if let Some(path) = &args.junit {
+        note(write(path, junit_xml(results, stats.duration_s())));
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn write(path: &Path, text: String) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

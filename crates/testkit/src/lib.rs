@@ -1,0 +1,18 @@
+//! Test servers for mynah's integration tests and benchmarks.
+//!
+//! * [`app`]: a small HTTP API (HTTP/1.1 keep-alive and h2c) with login,
+//!   bearer tokens, delays, a serialised route and a latency-accuracy route
+//!   whose true percentiles are known ([`app::ACCURACY_TRUTH_MS`]).
+//! * [`hostile`]: raw TCP servers that misbehave on purpose (RST, garbage,
+//!   slow, endless body, truncated response, silence).
+//! * [`nginx`]: a harness that runs the real nginx binary as an independent
+//!   witness and reads back its access log.
+//!
+//! Every server runs on its own OS thread with its own tokio runtime, so a
+//! test can start it from synchronous or asynchronous code alike, and every
+//! handle stops its server when dropped.
+
+pub mod app;
+pub mod hostile;
+pub mod nginx;
+mod util;
