@@ -714,7 +714,7 @@ async fn garbage_is_protocol() {
         let mut client = Client::new(shared(ClientConfig::default()));
         let f = failure(client.send(get(server.url("/"))).await);
         assert_eq!(f.kind, FailureKind::Protocol);
-        assert_eq!(f.message, "malformed response: invalid HTTP version parsed");
+        assert_eq!(f.message, "malformed response: invalid HTTP version");
         assert_eq!(client.connections(), 0);
     })
     .await;
