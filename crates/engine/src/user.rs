@@ -284,7 +284,9 @@ impl User {
             }
         };
         let started = scheduled.unwrap_or_else(Instant::now);
-        let result = self.client.send(request).await;
+        // Boxed: the in-flight request's state exists only while a request is in flight, so a
+        // user waiting out its think time holds none of it (memory per idle user).
+        let result = Box::pin(self.client.send(request)).await;
         let ended = Instant::now();
         let latency = ended.saturating_duration_since(started);
         let latency_us = latency.as_micros() as u64;
