@@ -27,6 +27,9 @@ mod cookies;
 mod h1;
 mod tls;
 
+#[doc(hidden)]
+pub use h1::{read_response, ReadResponse};
+
 use conn::{Conn, Target};
 
 /// Client settings shared by every user of a run.
@@ -302,7 +305,12 @@ impl Client {
             if let Some(io) = conn.raw() {
                 let (parts, _) = request.into_parts();
                 let mut head = parts.headers;
-                if !body.is_empty() || matches!(*method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
+                if !body.is_empty()
+                    || matches!(
+                        *method,
+                        http::Method::POST | http::Method::PUT | http::Method::PATCH
+                    )
+                {
                     head.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
                 }
                 let target_text = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());

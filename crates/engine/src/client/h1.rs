@@ -8,6 +8,7 @@
 //! (Content-Length, chunked, until close; none for HEAD, 1xx, 204, 304) — so it is done here in
 //! the user's own task, with a buffer that exists only while a response is being read.
 
+use std::future::Future;
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -220,7 +221,7 @@ fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
         return Ok(Framing::None);
     }
     let te = head.headers.get_all(http::header::TRANSFER_ENCODING);
-    if let Some(last) = te.iter().last() {
+    if let Some(last) = te.iter().next_back() {
         let chunked = last
             .as_bytes()
             .rsplit(|&b| b == b',')
@@ -346,7 +347,11 @@ async fn line<S: AsyncRead + Unpin>(
 ) -> Result<(usize, usize), H1Error> {
     loop {
         if let Some(i) = buf.iter().position(|&c| c == b'\n') {
-            let len = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
+            let len = if i > 0 && buf[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
             return Ok((len, i + 1));
         }
         if buf.len() > MAX_LINE {
@@ -421,6 +426,97 @@ pub(crate) fn serialize(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// A peer that answers `data`, handed out in reads of the sizes in `pieces` (cycled; 0 is
+/// read as 1), and swallows whatever is written.
+struct Scripted<'a> {
+    data: &'a [u8],
+    pieces: &'a [usize],
+    next: usize,
+}
+
+impl AsyncRead for Scripted<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let piece = match self.pieces {
+            [] => usize::MAX,
+            p => p[self.next % p.len()].max(1),
+        };
+        self.next += 1;
+        let n = piece.min(self.data.len()).min(buf.remaining());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Scripted<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// What [`read_response`] found: status, kept body, whether it was cut, body bytes counted,
+/// and whether the connection could be reused.
+pub type ReadResponse = (u16, Bytes, bool, u64, bool);
+
+/// Reads one response from `data` as the engine does from a socket, delivered in reads of the
+/// sizes in `pieces`. For fuzzing and property tests; errors are their messages.
+#[doc(hidden)]
+pub fn read_response(
+    data: &[u8],
+    pieces: &[usize],
+    head_request: bool,
+    keep: usize,
+) -> Result<ReadResponse, String> {
+    let mut io = Scripted {
+        data,
+        pieces,
+        next: 0,
+    };
+    let mut received = 0;
+    let result = {
+        let fut = exchange(
+            &mut io,
+            b"GET / HTTP/1.1\r\n\r\n",
+            head_request,
+            keep,
+            &mut received,
+        );
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The scripted peer is always ready, so the exchange never waits.
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => return Err("pending".into()),
+        }
+    };
+    match result {
+        Ok(r) => Ok((r.status, r.body, r.truncated, received, r.keep_alive)),
+        Err(e) => Err(format!("{e:?}")),
+    }
 }
 
 #[cfg(test)]
