@@ -672,3 +672,161 @@ thresholds: [ "p95 < 300ms", "fail_rate < 1%" ]
     );
     assert_eq!(o.summary["thresholds"].as_array().map(Vec::len), Some(2));
 }
+
+/// Starts `mynah run` in the background; the caller signals and waits.
+fn spawn(dir: &Path, scenario: &str, args: &[&str]) -> std::process::Child {
+    let file = dir.join("scenario.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_mynah"))
+        .arg("run")
+        .arg(&file)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mynah")
+}
+
+#[test]
+fn ctrl_c_stops_the_run_runs_on_stop_and_still_writes_every_report() {
+    let app = app::start(AppConfig::default()).unwrap();
+    let dir = scratch("sigint");
+    let scenario = format!(
+        "host: {}
+users:
+  - name: u
+    wait_time: {{ constant: 0.05 }}
+    on_stop:
+      - request: {{ method: GET, path: /status/204 }}
+    tasks:
+      - request: {{ method: GET, path: / }}
+load: {{ users: 3, spawn_rate: 100, run_time: 10m }}
+",
+        app.url()
+    );
+    let summary = dir.join("summary.json");
+    let html = dir.join("r.html");
+    let csv = dir.join("out");
+    let mut child = spawn(
+        &dir,
+        &scenario,
+        &[
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    // Wait for traffic, then interrupt as a user at the terminal would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.stats().route("home") < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "mynah did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let home = endpoint_of(&v, "GET", "/");
+    assert_eq!(home["requests"].as_u64(), Some(app.stats().route("home")));
+    // Each of the 3 users ran on_stop once.
+    assert_eq!(app.stats().route("status"), 3);
+    assert!(html.exists() && dir.join("out_stats.csv").exists());
+}
+
+fn endpoint_of<'a>(v: &'a Value, method: &str, name: &str) -> &'a Value {
+    v["endpoints"]
+        .as_array()
+        .and_then(|eps| {
+            eps.iter()
+                .find(|e| e["method"] == method && e["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("no endpoint {method} {name} in {v}"))
+}
+
+#[test]
+fn stages_move_the_user_count_up_and_down() {
+    let Some(nginx) = nginx("stages_move_the_user_count") else {
+        return;
+    };
+    let dir = scratch("stages");
+    let scenario = format!(
+        "host: {}
+users:
+  - name: u
+    wait_time: {{ constant: 0.1 }}
+    tasks:
+      - request: {{ method: GET, path: /a }}
+load:
+  stages:
+    - {{ duration: 2s, users: 4, spawn_rate: 100 }}
+    - {{ duration: 2s, users: 8, spawn_rate: 100 }}
+    - {{ duration: 2s, users: 2, spawn_rate: 100 }}
+",
+        nginx.url()
+    );
+    let csv = dir.join("out");
+    let o = run(&dir, &scenario, &["--csv", csv.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "stderr: {}", o.stderr);
+    assert_eq!(o.summary["users_max"], 8);
+    let history = std::fs::read_to_string(dir.join("out_stats_history.csv")).unwrap();
+    let users: BTreeSet<u64> = history
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
+        .collect();
+    for n in [4, 8, 2] {
+        assert!(
+            users.contains(&n),
+            "user counts over time {users:?} miss {n}"
+        );
+    }
+    let duration = o.summary["duration_s"].as_f64().unwrap();
+    assert!(
+        (5.5..9.0).contains(&duration),
+        "3 stages of 2 s took {duration} s"
+    );
+}
+
+#[test]
+fn http2_with_prior_knowledge_is_used_on_request() {
+    let app = app::start(AppConfig::default()).unwrap();
+    let dir = scratch("h2");
+    let scenario = format!(
+        "host: {}
+users:
+  - name: u
+    wait_time: {{ constant: 0.02 }}
+    tasks:
+      - request: {{ method: GET, path: /articles/7 }}
+        checks: [ {{ body_contains: article 7 }} ]
+load: {{ users: 2, spawn_rate: 100, run_time: 1s }}
+",
+        app.url()
+    );
+    let o = run(&dir, &scenario, &["--http2"]);
+    assert_eq!(o.code, 0, "stderr: {}", o.stderr);
+    assert!(requests(&o) > 10);
+    assert_eq!(failures(&o), 0, "{}", o.summary["failures"]);
+    assert_eq!(app.stats().route("article"), requests(&o));
+    assert_eq!(
+        app.stats().http2,
+        requests(&o),
+        "every request went over HTTP/2"
+    );
+}

@@ -189,6 +189,8 @@ pub struct AppStats {
     pub unauthorized: u64,
     /// Responses per status code (counted when the response is produced).
     pub statuses: BTreeMap<u16, u64>,
+    /// Requests that arrived over HTTP/2.
+    pub http2: u64,
 }
 
 impl AppStats {
@@ -245,6 +247,7 @@ impl AppHandle {
             total: s.total.load(Ordering::Relaxed),
             unauthorized: statuses.get(&401).copied().unwrap_or(0),
             statuses,
+            http2: s.http2.load(Ordering::Relaxed),
         }
     }
 
@@ -288,6 +291,7 @@ struct State {
     routes: [AtomicU64; ROUTES.len()],
     statuses: Vec<AtomicU64>,
     total: AtomicU64,
+    http2: AtomicU64,
 }
 
 impl State {
@@ -347,6 +351,7 @@ pub fn start(config: AppConfig) -> std::io::Result<AppHandle> {
         routes: Default::default(),
         statuses: (0..1000).map(|_| AtomicU64::new(0)).collect(),
         total: AtomicU64::new(0),
+        http2: AtomicU64::new(0),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -465,6 +470,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     let arrival = Instant::now();
     let (route, param) = route_of(req.method(), req.uri().path());
     state.total.fetch_add(1, Ordering::Relaxed);
+    if req.version() == hyper::Version::HTTP_2 {
+        state.http2.fetch_add(1, Ordering::Relaxed);
+    }
     state.routes[route.index()].fetch_add(1, Ordering::Relaxed);
     let mut resp = respond(state, route, param, req, arrival).await;
     let micros = arrival.elapsed().as_micros() as u64;
@@ -651,6 +659,7 @@ mod tests {
             routes: Default::default(),
             statuses: Vec::new(),
             total: AtomicU64::new(0),
+            http2: AtomicU64::new(0),
         };
         let t = state.issue_token(1);
         assert_eq!(state.check_token(&t), Some("b"));
