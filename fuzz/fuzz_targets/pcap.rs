@@ -10,7 +10,10 @@ use mynah_traffic::ReadOptions;
 fuzz_target!(|data: &[u8]| {
     for lenient in [false, true] {
         let input = Box::new(std::io::Cursor::new(with_header(data)));
-        let opts = ReadOptions { lenient, ..Default::default() };
+        let opts = ReadOptions {
+            lenient,
+            ..Default::default()
+        };
         if let Ok(reader) = mynah_traffic::pcap::PcapReader::new(input, opts) {
             for item in reader {
                 let _ = item;
@@ -20,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn with_header(data: &[u8]) -> Vec<u8> {
-    const MAGICS: [[u8; 4]; 3] = [[0xd4, 0xc3, 0xb2, 0xa1], [0x4d, 0x3c, 0xb2, 0xa1], [0x0a, 0x0d, 0x0d, 0x0a]];
+    const MAGICS: [[u8; 4]; 3] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
     if data.len() >= 4 && MAGICS.iter().any(|m| data[..4] == m[..]) {
         return data.to_vec();
     }

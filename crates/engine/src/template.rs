@@ -16,6 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::feed::{FeedError, Feeds};
 
+/// Longest `random_string(N)`: a request field, not a way to allocate gigabytes per request.
+pub const MAX_RANDOM_STRING: u32 = 65_536;
+
 /// What a template can read while rendering; implemented by a virtual user.
 pub trait Context {
     /// A variable extracted earlier, if set.
@@ -170,7 +173,7 @@ fn parse_expr(expr: &str, feeds: &Feeds) -> Result<Part, String> {
         let bad = || {
             let usage = match name {
                 "random_int" => "random_int(A, B) with integers A <= B",
-                "random_string" => "random_string(N) with N a non-negative integer",
+                "random_string" => "random_string(N) with N an integer from 0 to 65536",
                 "uuid" => "uuid()",
                 _ => "timestamp()",
             };
@@ -180,7 +183,10 @@ fn parse_expr(expr: &str, feeds: &Feeds) -> Result<Part, String> {
             "uuid" if args.is_empty() => Ok(Part::Uuid),
             "timestamp" if args.is_empty() => Ok(Part::Timestamp),
             "random_string" => match args.as_slice() {
-                [n] => n.parse::<u32>().map(Part::RandomString).map_err(|_| bad()),
+                [n] => match n.parse::<u32>() {
+                    Ok(n) if n <= MAX_RANDOM_STRING => Ok(Part::RandomString(n)),
+                    _ => Err(bad()),
+                },
                 _ => Err(bad()),
             },
             "random_int" => match args.as_slice() {

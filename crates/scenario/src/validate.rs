@@ -74,7 +74,10 @@ impl Scope<'_> {
             let ints = args.iter().all(|a| a.parse::<i64>().is_ok());
             let ok = match name {
                 "uuid" | "timestamp" => args.is_empty(),
-                "random_string" => args.len() == 1 && args[0].parse::<u32>().is_ok(),
+                // Same cap as the engine's: a request field, not gigabytes per request.
+                "random_string" => {
+                    args.len() == 1 && args[0].parse::<u32>().is_ok_and(|n| n <= 65_536)
+                }
                 "random_int" => {
                     args.len() == 2 && ints && args[0].parse::<i64>().ok() <= args[1].parse().ok()
                 }

@@ -141,6 +141,13 @@ async fn read_head<S: AsyncRead + Unpin>(
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut slots);
             match response.parse(buf) {
+                // The limit holds however the head arrived (in one read or many).
+                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                    return Err(H1Error::Malformed(format!(
+                        "malformed response: head larger than {} KiB",
+                        MAX_HEAD / 1024
+                    )))
+                }
                 Ok(httparse::Status::Complete(len)) => {
                     let head = head_of(&response)?;
                     buf.advance(len);
@@ -355,12 +362,13 @@ async fn line<S: AsyncRead + Unpin>(
             return Ok((len, i + 1));
         }
         if buf.len() > MAX_LINE {
-            return Err(H1Error::Malformed(
-                "malformed response: chunk line too long".into(),
-            ));
+            break;
         }
         read_more(io, buf).await?;
     }
+    Err(H1Error::Malformed(
+        "malformed response: chunk line too long".into(),
+    ))
 }
 
 async fn read_chunked<S: AsyncRead + Unpin>(
@@ -378,7 +386,7 @@ async fn read_chunked<S: AsyncRead + Unpin>(
             .trim_ascii();
         let size = std::str::from_utf8(digits)
             .ok()
-            .filter(|s| !s.is_empty() && s.len() <= 16)
+            .filter(|s| !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|s| u64::from_str_radix(s, 16).ok())
             .ok_or_else(|| H1Error::Malformed("malformed response: invalid chunk size".into()))?;
         buf.advance(used);
