@@ -210,7 +210,7 @@ impl Client {
                         && parts.headers.contains_key(header::LOCATION);
                     let keep = if redirect { 0 } else { config.max_body_bytes };
                     let (body, truncated) =
-                        read_body(&mut incoming, keep, &mut bytes_received).await?;
+                        Box::pin(read_body(&mut incoming, keep, &mut bytes_received)).await?;
                     (Some(conn), status, parts.headers, body, truncated)
                 }
             };
@@ -299,7 +299,9 @@ impl Client {
             }
             let mut conn = match conn {
                 Some(c) => c,
-                None => conn::connect(&self.shared, target).await?,
+                // Boxed (here and on the HTTP/2 path): their futures are large, and inline they
+                // would make every request's future as large, to be copied on each request.
+                None => Box::pin(conn::connect(&self.shared, target)).await?,
             };
             let request = self.build(target, &conn, method, uri, headers, body)?;
             if let Some(io) = conn.raw() {
@@ -334,9 +336,15 @@ impl Client {
                     Err(e) => return Err(h1_failure(e)),
                 }
             }
-            match conn.send(request).await {
-                Ok(response) => return Ok(Exchanged::Hyper(conn, response)),
-                Err(mut e) => {
+            match Box::pin(conn.send(request)).await {
+                None => {
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        "internal error: an HTTP/1.1 connection reached the HTTP/2 path",
+                    ))
+                }
+                Some(Ok(response)) => return Ok(Exchanged::Hyper(conn, response)),
+                Some(Err(mut e)) => {
                     // The server closed a kept-alive connection before any byte of the request
                     // was written: safe to send it again, once, on a new connection.
                     if reused && !retried && e.take_message().is_some() {

@@ -244,7 +244,10 @@ pub async fn run(
     let mut interrupted = false;
     loop {
         tokio::select! {
-            _ = interval.tick() => collector.collect(&shared, &live, &mut stats, observer, false),
+            _ = interval.tick() => {
+                collector.collect(&shared, &live, &mut stats, observer, false);
+                reap(&shared, &registry);
+            }
             _ = &mut controller => break,
             _ = &mut stop => { interrupted = true; break; }
             _ = shared.fatal_raised.notified() => break,
@@ -271,7 +274,10 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = interval.tick() => collector.collect(&shared, &live, &mut stats, observer, true),
-            next = tasks.join_next() => if next.is_none() { break },
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(result) => check_panic(&shared, result),
+            },
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
@@ -292,6 +298,31 @@ pub async fn run(
         users_max: collector.users_max,
         interrupted,
         fatal,
+    }
+}
+
+/// Collects users that ended; a user that panicked stops the run with an error, so a bug can
+/// never pass as a quiet run with fewer requests.
+fn reap(shared: &Shared, registry: &Mutex<Registry>) {
+    let mut reg = registry.lock().unwrap_or_else(|p| p.into_inner());
+    while let Some(result) = reg.tasks.try_join_next() {
+        check_panic(shared, result);
+    }
+}
+
+fn check_panic(shared: &Shared, result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            shared.raise_fatal(format!(
+                "a virtual user crashed (a bug in mynah, please report it): {message}"
+            ));
+        }
     }
 }
 

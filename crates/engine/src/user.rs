@@ -34,7 +34,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn raise_fatal(&self, message: String) {
+    pub fn raise_fatal(&self, message: String) {
         let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if f.is_none() {
             *f = Some(message);
@@ -284,9 +284,9 @@ impl User {
             }
         };
         let started = scheduled.unwrap_or_else(Instant::now);
-        // Boxed: the in-flight request's state exists only while a request is in flight, so a
-        // user waiting out its think time holds none of it (memory per idle user).
-        let result = Box::pin(self.client.send(request)).await;
+        // Inline, not boxed: the client keeps this future small (its rare large parts are
+        // boxed inside), so a copy into the heap per request would cost more than it saves.
+        let result = self.client.send(request).await;
         let ended = Instant::now();
         let latency = ended.saturating_duration_since(started);
         let latency_us = latency.as_micros() as u64;

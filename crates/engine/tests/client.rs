@@ -931,3 +931,13 @@ fn idle_client_memory() {
         drop(clients);
     });
 }
+
+/// A request's future is kept small (connect and HTTP/2 are boxed), because it lives inside
+/// every virtual user's task: its size is paid per user even while the user waits.
+#[tokio::test]
+async fn the_request_future_stays_small() {
+    let mut client = Client::new(shared(ClientConfig::default()));
+    let fut = client.send(get("http://127.0.0.1:1/".parse().unwrap()));
+    let size = std::mem::size_of_val(&fut);
+    assert!(size <= 4096, "Client::send's future is {size} bytes");
+}

@@ -171,15 +171,17 @@ impl Conn {
         }
     }
 
-    /// Sends a request; on failure hyper hands the request back when none of it was written.
+    /// Sends a request through hyper (`None` for a hand-driven connection); on failure hyper
+    /// hands the request back when none of it was written.
     pub(crate) async fn send(
         &mut self,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<http::Response<Incoming>, TrySendError<http::Request<Full<Bytes>>>> {
+    ) -> Option<Result<http::Response<Incoming>, TrySendError<http::Request<Full<Bytes>>>>> {
         match &mut self.sender {
-            Sender::H1(s) => s.try_send_request(request).await,
-            Sender::H2(s) => s.try_send_request(request).await,
-            Sender::Raw(_) => unreachable!("raw connections are driven by h1::exchange"),
+            Sender::H1(s) => Some(s.try_send_request(request).await),
+            Sender::H2(s) => Some(s.try_send_request(request).await),
+            // Raw connections are driven by `h1::exchange`, never through here.
+            Sender::Raw(_) => None,
         }
     }
 }
