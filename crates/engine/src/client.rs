@@ -303,23 +303,14 @@ impl Client {
                 // would make every request's future as large, to be copied on each request.
                 None => Box::pin(conn::connect(&self.shared, target)).await?,
             };
-            let request = self.build(target, &conn, method, uri, headers, body)?;
-            if let Some(io) = conn.raw() {
-                let (parts, _) = request.into_parts();
-                let mut head = parts.headers;
-                if !body.is_empty()
-                    || matches!(
-                        *method,
-                        http::Method::POST | http::Method::PUT | http::Method::PATCH
-                    )
-                {
-                    head.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-                }
-                let target_text = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            if conn.raw().is_some() {
                 let mut wire = Vec::new();
-                h1::serialize(&mut wire, method, target_text, &head, body);
+                self.serialize_h1(target, method, uri, headers, body, &mut wire);
                 let keep = self.shared.config.max_body_bytes;
                 let is_head = *method == http::Method::HEAD;
+                let Some(io) = conn.raw() else {
+                    unreachable!("checked just above")
+                };
                 match h1::exchange(io, &wire, is_head, keep, received).await {
                     Ok(r) => {
                         let conn = r.keep_alive.then_some(conn);
@@ -336,6 +327,7 @@ impl Client {
                     Err(e) => return Err(h1_failure(e)),
                 }
             }
+            let request = self.build(target, &conn, method, uri, headers, body)?;
             match Box::pin(conn.send(request)).await {
                 None => {
                     return Err(Failure::new(
@@ -355,6 +347,60 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Writes an HTTP/1.1 request straight into `out`: request line, `Host` (unless given),
+    /// the given headers, `User-Agent` and `Cookie` (unless given), `Content-Length` (for a body,
+    /// and for an empty POST/PUT/PATCH), then the body. No intermediate header map.
+    fn serialize_h1(
+        &mut self,
+        target: &Target<'_>,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+        out: &mut Vec<u8>,
+    ) {
+        fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        let request_target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        out.reserve(128 + request_target.len() + body.len());
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(request_target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if !headers.contains_key(header::HOST) {
+            if let Some(authority) = uri.authority() {
+                let host = authority.as_str();
+                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+                line(out, b"host", host.as_bytes());
+            }
+        }
+        for (name, value) in headers {
+            line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            line(out, b"user-agent", USER_AGENT.as_bytes());
+        }
+        if !headers.contains_key(header::COOKIE) {
+            if let Some(cookie) = self.jar.header(target.https, target.host, uri.path()) {
+                line(out, b"cookie", cookie.as_bytes());
+            }
+        }
+        let needs_length = !body.is_empty()
+            || matches!(
+                *method,
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            );
+        if needs_length && !headers.contains_key(header::CONTENT_LENGTH) {
+            line(out, b"content-length", itoa_buf(body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
     }
 
     fn build(
@@ -402,6 +448,33 @@ impl Client {
         *request.uri_mut() = request_uri;
         *request.headers_mut() = map;
         Ok(request)
+    }
+}
+
+/// The decimal digits of `n`, without allocating.
+fn itoa_buf(mut n: usize) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 }
 

@@ -174,6 +174,12 @@ pub struct StepPlan {
     pub headers: Vec<(Template, Template)>,
     /// Body.
     pub body: BodyPlan,
+    /// The URL, built once when the path and query have no template.
+    pub static_uri: Option<http::Uri>,
+    /// The body, serialized once when it has no template.
+    pub static_body: Option<bytes::Bytes>,
+    /// The Content-Type that goes with `static_body` (JSON and form bodies).
+    pub static_content_type: Option<http::HeaderValue>,
     /// Index into [`Plan::endpoints`].
     pub endpoint: u32,
     /// Checks.
@@ -519,12 +525,37 @@ impl Compiler<'_> {
                     .map_err(|e| plan_err(format!("{what} extract {name}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let static_query: Option<Vec<(&str, &str)>> = query
+            .iter()
+            .map(|(k, v)| Some((k.as_static()?, v.as_static()?)))
+            .collect();
+        let static_uri = match (path.as_static(), static_query) {
+            (Some(p), Some(q)) => crate::user::static_url(self.base, p, &q),
+            _ => None,
+        };
+        let (static_body, static_content_type) = match &body {
+            BodyPlan::None => (Some(bytes::Bytes::new()), None),
+            BodyPlan::Text(t) => (
+                t.as_static().map(|s| bytes::Bytes::from(s.to_string())),
+                None,
+            ),
+            BodyPlan::Json(j) => (
+                j.as_static()
+                    .and_then(|v| serde_json::to_vec(v).ok())
+                    .map(bytes::Bytes::from),
+                Some(http::HeaderValue::from_static("application/json")),
+            ),
+            BodyPlan::Form(_) => (None, None),
+        };
         Ok(StepPlan {
             method,
             path,
             query,
             headers,
             body,
+            static_uri,
+            static_body,
+            static_content_type,
             endpoint,
             checks,
             has_status_check,

@@ -393,43 +393,30 @@ impl User {
 
     fn build(&mut self, step: &StepPlan) -> Result<client::Request, BuildError> {
         let plan = self.shared.plan.clone();
-        let mut path = String::new();
-        self.render(&step.path, &mut path)?;
-        let mut url = String::with_capacity(path.len() + 32);
-        if path.starts_with("http://") || path.starts_with("https://") {
-            encode_path(&path, &mut url);
-        } else if let Some(base) = &plan.base {
-            url.push_str(base.scheme.as_str());
-            url.push_str("://");
-            url.push_str(base.authority.as_str());
-            url.push_str(&base.prefix);
-            if !path.starts_with('/') {
-                url.push('/');
+        let uri = match &step.static_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let mut path = String::new();
+                self.render(&step.path, &mut path)?;
+                let mut url = String::with_capacity(path.len() + 32);
+                join_url(plan.base.as_ref(), &path, &mut url).map_err(BuildError::Invalid)?;
+                let mut sep = if url.contains('?') { '&' } else { '?' };
+                let mut buf = String::new();
+                for (k, v) in &step.query {
+                    url.push(sep);
+                    sep = '&';
+                    buf.clear();
+                    self.render(k, &mut buf)?;
+                    encode_component(&buf, &mut url);
+                    url.push('=');
+                    buf.clear();
+                    self.render(v, &mut buf)?;
+                    encode_component(&buf, &mut url);
+                }
+                url.parse()
+                    .map_err(|e| BuildError::Invalid(format!("invalid request URL: {e}")))?
             }
-            encode_path(&path, &mut url);
-        } else {
-            return Err(BuildError::Invalid(format!(
-                "path {path:?} is relative and no host is set"
-            )));
-        }
-        if !step.query.is_empty() {
-            let mut sep = if url.contains('?') { '&' } else { '?' };
-            let mut buf = String::new();
-            for (k, v) in &step.query {
-                url.push(sep);
-                sep = '&';
-                buf.clear();
-                self.render(k, &mut buf)?;
-                encode_component(&buf, &mut url);
-                url.push('=');
-                buf.clear();
-                self.render(v, &mut buf)?;
-                encode_component(&buf, &mut url);
-            }
-        }
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| BuildError::Invalid(format!("invalid request URL: {e}")))?;
+        };
 
         let mut headers = http::HeaderMap::new();
         for (k, v) in plan.headers.iter().chain(step.headers.iter()) {
@@ -437,6 +424,14 @@ impl User {
             headers.insert(name, value);
         }
         let body = match &step.body {
+            _ if step.static_body.is_some() => {
+                if let Some(ct) = &step.static_content_type {
+                    headers
+                        .entry(http::header::CONTENT_TYPE)
+                        .or_insert(ct.clone());
+                }
+                step.static_body.clone().unwrap_or_default()
+            }
             BodyPlan::None => Bytes::new(),
             BodyPlan::Text(t) => {
                 let mut s = String::new();
@@ -510,6 +505,49 @@ impl From<RenderError> for BuildError {
     fn from(e: RenderError) -> Self {
         BuildError::Render(e)
     }
+}
+
+/// Joins a rendered path to the base URL (or takes it as is when absolute), percent-encoding
+/// what a URL cannot hold.
+pub(crate) fn join_url(
+    base: Option<&crate::plan::BaseUrl>,
+    path: &str,
+    url: &mut String,
+) -> Result<(), String> {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        encode_path(path, url);
+    } else if let Some(base) = base {
+        url.push_str(base.scheme.as_str());
+        url.push_str("://");
+        url.push_str(base.authority.as_str());
+        url.push_str(&base.prefix);
+        if !path.starts_with('/') {
+            url.push('/');
+        }
+        encode_path(path, url);
+    } else {
+        return Err(format!("path {path:?} is relative and no host is set"));
+    }
+    Ok(())
+}
+
+/// The URL of a request whose path and query have no template, built once at plan time.
+pub(crate) fn static_url(
+    base: Option<&crate::plan::BaseUrl>,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Option<http::Uri> {
+    let mut url = String::new();
+    join_url(base, path, &mut url).ok()?;
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (k, v) in query {
+        url.push(sep);
+        sep = '&';
+        encode_component(k, &mut url);
+        url.push('=');
+        encode_component(v, &mut url);
+    }
+    url.parse().ok()
 }
 
 /// The pause after a task, per Locust's `wait_time` meanings.

@@ -138,9 +138,15 @@ async fn read_head<S: AsyncRead + Unpin>(
 ) -> Result<Head, H1Error> {
     loop {
         if !buf.is_empty() {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut slots);
-            match response.parse(buf) {
+            // Uninitialised slots: no 4 KiB memset per response.
+            let mut slots =
+                [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut response,
+                buf,
+                &mut slots,
+            ) {
                 // The limit holds however the head arrived (in one read or many).
                 Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
                     return Err(H1Error::Malformed(format!(
@@ -149,9 +155,10 @@ async fn read_head<S: AsyncRead + Unpin>(
                     )))
                 }
                 Ok(httparse::Status::Complete(len)) => {
-                    let head = head_of(&response)?;
-                    buf.advance(len);
-                    return Ok(head);
+                    let parsed = parse_head(&response, buf.as_ptr() as usize)?;
+                    // The header values are slices of the head: no copy per value.
+                    let raw = buf.split_to(len).freeze();
+                    return Ok(parsed.into_head(&raw));
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(H1Error::Malformed(format!("malformed response: {e}"))),
@@ -175,10 +182,38 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-fn head_of(r: &httparse::Response<'_, '_>) -> Result<Head, H1Error> {
+/// A parsed head whose header values are still byte ranges of the receive buffer.
+struct ParsedHead {
+    status: u16,
+    http10: bool,
+    keep_alive: bool,
+    headers: Vec<(http::HeaderName, usize, usize)>,
+}
+
+impl ParsedHead {
+    fn into_head(self, raw: &Bytes) -> Head {
+        let mut headers = http::HeaderMap::with_capacity(self.headers.len());
+        for (name, start, end) in self.headers {
+            // Checked in `parse_head`, so this cannot fail; skip rather than panic regardless.
+            if let Ok(value) = http::HeaderValue::from_maybe_shared(raw.slice(start..end)) {
+                headers.append(name, value);
+            }
+        }
+        Head {
+            status: self.status,
+            headers,
+            keep_alive: self.keep_alive,
+            http10: self.http10,
+        }
+    }
+}
+
+/// Validates a head's names and values and notes where each value lies relative to `base`,
+/// the start of the buffer `r` was parsed from.
+fn parse_head(r: &httparse::Response<'_, '_>, base: usize) -> Result<ParsedHead, H1Error> {
     let status = r.code.unwrap_or(0);
     let http10 = r.version == Some(0);
-    let mut headers = http::HeaderMap::with_capacity(r.headers.len());
+    let mut headers = Vec::with_capacity(r.headers.len());
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     for h in r.headers.iter() {
@@ -188,11 +223,12 @@ fn head_of(r: &httparse::Response<'_, '_>) -> Result<Head, H1Error> {
                 h.name
             ))
         })?;
-        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| {
-            H1Error::Malformed(format!(
+        // The `http` crate's rule for header values, checked here without copying.
+        if !h.value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t') {
+            return Err(H1Error::Malformed(format!(
                 "malformed response: invalid value for header {name}"
-            ))
-        })?;
+            )));
+        }
         if name == http::header::CONNECTION {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -200,18 +236,19 @@ fn head_of(r: &httparse::Response<'_, '_>) -> Result<Head, H1Error> {
                 connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        headers.append(name, value);
+        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+        headers.push((name, start, start + h.value.len()));
     }
     let keep_alive = if http10 {
         connection_keep_alive && !connection_close
     } else {
         !connection_close
     };
-    Ok(Head {
+    Ok(ParsedHead {
         status,
-        headers,
-        keep_alive,
         http10,
+        keep_alive,
+        headers,
     })
 }
 
@@ -409,31 +446,6 @@ async fn read_chunked<S: AsyncRead + Unpin>(
             ));
         }
     }
-}
-
-/// Serializes a request: request line, headers as given (the caller adds Host and
-/// Content-Length), then the body.
-pub(crate) fn serialize(
-    out: &mut Vec<u8>,
-    method: &http::Method,
-    target: &str,
-    headers: &http::HeaderMap,
-    body: &[u8],
-) {
-    out.clear();
-    out.reserve(64 + target.len() + headers.len() * 32 + body.len());
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
 }
 
 /// A peer that answers `data`, handed out in reads of the sizes in `pieces` (cycled; 0 is
@@ -692,21 +704,5 @@ mod tests {
         .await
         .unwrap();
         assert!(!r.keep_alive);
-    }
-
-    #[test]
-    fn serializes_in_order() {
-        let mut h = http::HeaderMap::new();
-        h.insert(http::header::HOST, http::HeaderValue::from_static("a:1"));
-        h.insert(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from_static("2"),
-        );
-        let mut out = Vec::new();
-        serialize(&mut out, &http::Method::POST, "/x?y=1", &h, b"hi");
-        assert_eq!(
-            out,
-            b"POST /x?y=1 HTTP/1.1\r\nhost: a:1\r\ncontent-length: 2\r\n\r\nhi"
-        );
     }
 }
