@@ -134,6 +134,8 @@ struct Registry {
     stopping: Vec<Arc<UserCtl>>,
     tasks: JoinSet<()>,
     next_index: u64,
+    /// Where users run: one single-threaded runtime per core (see [`Workers`]).
+    workers: Vec<tokio::runtime::Handle>,
 }
 
 impl Registry {
@@ -145,10 +147,11 @@ impl Registry {
         let ctl = Arc::new(UserCtl::default());
         let user = User::new(shared.clone(), ctl.clone(), self.next_index, class);
         self.next_index += 1;
+        let worker = &self.workers[(self.next_index as usize) % self.workers.len()];
         if open {
-            self.tasks.spawn(user.run_open());
+            self.tasks.spawn_on(user.run_open(), worker);
         } else {
-            self.tasks.spawn(user.run_closed());
+            self.tasks.spawn_on(user.run_closed(), worker);
         }
         self.running[class].push(ctl.clone());
         ctl
@@ -222,8 +225,20 @@ pub async fn run(
         idle: Mutex::new(Vec::new()),
     });
     let live = Arc::new(Live::default());
+    let workers = match Workers::start(threads) {
+        Ok(w) => w,
+        Err(e) => {
+            return RunOutcome {
+                stats: RunStats::new(clock.start_unix_ns),
+                users_max: 0,
+                interrupted: false,
+                fatal: Some(format!("cannot start worker threads: {e}")),
+            }
+        }
+    };
     let registry = Arc::new(Mutex::new(Registry {
         running: vec![Vec::new(); plan.classes.len()],
+        workers: workers.handles.clone(),
         ..Registry::default()
     }));
     let planned = plan.planned_duration();
@@ -322,6 +337,57 @@ fn check_panic(shared: &Shared, result: Result<(), tokio::task::JoinError>) {
             shared.raise_fatal(format!(
                 "a virtual user crashed (a bug in mynah, please report it): {message}"
             ));
+        }
+    }
+}
+
+/// The threads virtual users run on: one single-threaded tokio runtime per core, each driving
+/// its own sockets and timers. A user stays on its thread for life, so the hot path has no
+/// work-stealing queues or cross-thread wake-ups (the multi-threaded scheduler cost about a
+/// tenth of the CPU per request in `bench/run_throughput.sh`).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> std::io::Result<Workers> {
+        let mut w = Workers {
+            handles: Vec::new(),
+            stops: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            w.handles.push(rt.handle().clone());
+            w.stops.push(stop);
+            w.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("mynah-users-{i}"))
+                    .spawn(move || {
+                        rt.block_on(async {
+                            let _ = stopped.await;
+                        });
+                        // Users abandoned at the stop timeout may still hold sockets.
+                        rt.shutdown_timeout(Duration::from_millis(100));
+                    })?,
+            );
+        }
+        Ok(w)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
     }
 }

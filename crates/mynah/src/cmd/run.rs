@@ -75,7 +75,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let plan = Arc::new(plan);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The controller, collector and signals; virtual users get their own threads in the engine.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
