@@ -73,6 +73,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     for w in &plan.warnings {
         eprintln!("mynah: warning: {w}");
     }
+    if let Some(warning) = raise_open_file_limit(plan.max_users()) {
+        eprintln!("mynah: warning: {warning}");
+    }
     let plan = Arc::new(plan);
 
     // The controller, collector and signals; virtual users get their own threads in the engine.
@@ -331,6 +334,48 @@ fn write_reports(
 
 fn write(path: &Path, text: String) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Each user holds a socket: raises the soft open-file limit to the hard one (as Locust does),
+/// and warns when even that is too low for the users the load shape can start.
+#[cfg(unix)]
+fn raise_open_file_limit(users: u64) -> Option<String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let needed = users.saturating_add(64);
+    // rlim_t is u64 on 64-bit Linux but not everywhere.
+    #[allow(clippy::useless_conversion)]
+    let current = u64::from(limit.rlim_cur);
+    (current < needed).then(|| {
+        format!(
+            "up to {users} users may each hold a connection, but the open-file limit is {}: \
+             connections beyond it fail as `connect` failures; raise it (ulimit -n, or \
+             LimitNOFILE= for a service)",
+            limit.rlim_cur
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit(_users: u64) -> Option<String> {
+    None
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
