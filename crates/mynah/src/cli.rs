@@ -138,4 +138,79 @@ pub struct ConvertArgs {
     pub to: Option<String>,
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// Filtering, sampling, rewriting and masking of exchanges; shared by every command that passes
+/// captured traffic on (`convert`, later `replay`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Filtering and masking")]
+pub struct PipelineArgs {
+    /// Keep only requests whose path and query match this regex (repeatable: any may match).
+    #[arg(long, value_name = "REGEX")]
+    pub allow_url: Vec<String>,
+    /// Drop requests whose path and query match this regex (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub deny_url: Vec<String>,
+    /// Keep only these methods (repeatable or comma-separated, case-insensitive), e.g. GET,POST.
+    #[arg(long, value_name = "METHOD")]
+    pub allow_method: Vec<String>,
+    /// Keep only requests with a header whose value matches, e.g. 'Content-Type: json'
+    /// (repeatable: all must match).
+    #[arg(long, value_name = "'NAME: REGEX'")]
+    pub allow_header: Vec<String>,
+    /// Drop requests with a header whose value matches, e.g. 'User-Agent: bot' (repeatable).
+    #[arg(long, value_name = "'NAME: REGEX'")]
+    pub deny_header: Vec<String>,
+    /// Keep this share of the sample keys (e.g. 10%); everything sharing a key is kept or dropped
+    /// together. Deterministic: the same input always keeps the same exchanges.
+    #[arg(long, value_name = "PERCENT")]
+    pub sample: Option<String>,
+    /// What --sample groups by: cookie:NAME, header:NAME or client-ip (default). Exchanges without
+    /// the key fall back to the client IP, then the connection.
+    #[arg(long, value_name = "KEY")]
+    pub sample_key: Option<String>,
+    /// Set a request header, replacing any existing value (repeatable), e.g. 'X-Replay: 1'.
+    /// Applied after masking, so the value is written as given.
+    #[arg(long, value_name = "'NAME: VALUE'")]
+    pub set_header: Vec<String>,
+    /// Remove a request header (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub drop_header: Vec<String>,
+    /// Rewrite the path and query, e.g. '^/v1/(.*)=>/v2/$1' (repeatable, applied in order;
+    /// write ${1} when a letter or digit follows the group).
+    #[arg(long, value_name = "'REGEX=>REPLACEMENT'")]
+    pub rewrite_url: Vec<String>,
+    /// Also mask: header:NAME, cookie:NAME, query:NAME, json:$.path, form:NAME or regex:PATTERN
+    /// (repeatable; a regex with a group masks group 1 only).
+    #[arg(long, value_name = "RULE")]
+    pub redact: Vec<String>,
+    /// Turn off the default masking (Authorization, cookies, secret query/form/JSON names, card
+    /// numbers); only --redact rules apply.
+    #[arg(long)]
+    pub no_default_redaction: bool,
+    /// Key for the pseudonyms: the same key always gives the same masks (default: random per run).
+    #[arg(long, value_name = "KEY")]
+    pub redact_key: Option<String>,
+}
+
+impl PipelineArgs {
+    pub fn options(&self) -> mynah_traffic::PipelineOptions {
+        mynah_traffic::PipelineOptions {
+            allow_url: self.allow_url.clone(),
+            deny_url: self.deny_url.clone(),
+            allow_method: self.allow_method.clone(),
+            allow_header: self.allow_header.clone(),
+            deny_header: self.deny_header.clone(),
+            sample: self.sample.clone(),
+            sample_key: self.sample_key.clone(),
+            set_header: self.set_header.clone(),
+            drop_header: self.drop_header.clone(),
+            rewrite_url: self.rewrite_url.clone(),
+            redact: self.redact.clone(),
+            no_default_redaction: self.no_default_redaction,
+            redact_key: self.redact_key.clone(),
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub mod merge;
 pub mod model;
 pub mod order;
 pub mod pcap;
+pub mod pipeline;
 pub mod sink;
 pub mod source;
 pub mod summary;
@@ -28,6 +29,7 @@ pub use model::{
     BodyForm, ConnectionInfo, Exchange, Header, Headers, Incomplete, Nanos, Request, Response,
     Timing, Version,
 };
+pub use pipeline::{Pipeline, PipelineError, PipelineOptions, PipelineReport};
 pub use sink::{ExchangeWriter, Output};
 pub use source::{open, ExchangeReader, Format, ReadOptions, ReadReport};
 pub use summary::Summary;

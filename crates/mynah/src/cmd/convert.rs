@@ -1,7 +1,8 @@
-//! `mynah convert`: any reader to any writer, inputs merged by time.
+//! `mynah convert`: any reader to any writer, inputs merged by time, through the traffic pipeline
+//! (filters, sampling, masking, rewrites).
 
 use anyhow::{Context, Result};
-use mynah_traffic::{sink, Format};
+use mynah_traffic::{sink, Format, Pipeline};
 
 use super::UsageError;
 use crate::cli::ConvertArgs;
@@ -19,6 +20,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     if format == Format::Pcap {
         return Err(UsageError("mynah writes .gor and .har, not pcap".into()).into());
     }
+    let mut pipeline =
+        Pipeline::new(&args.pipeline.options()).map_err(|e| UsageError(e.to_string()))?;
     let mut reader = super::open_inputs(&args.inputs, &args.input)?;
     let mut writer = sink::create(&args.output, format)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
@@ -28,6 +31,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     for item in reader.by_ref() {
         match item {
             Ok(ex) => {
+                let Some(ex) = pipeline.apply(ex) else {
+                    continue;
+                };
                 incomplete += ex.incomplete.is_some() as u64;
                 writer
                     .write(&ex)
@@ -54,6 +60,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             String::new()
         }
     );
+    eprintln!("mynah: {}", pipeline.report());
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
