@@ -5,19 +5,15 @@
 //! columns and five helpers, as `docs/scenario.md` documents) and rendering runs once per request
 //! field, so it must not allocate beyond the output string.
 //!
-//! The grammar is the one `mynah_scenario`'s validator checks: text up to `{{` is literal; from
-//! `{{` the expression runs to the next `}}` and is trimmed; an expression containing `(` is a
-//! helper call (`random_int(A, B)`, `random_string(N)`, `uuid()`, `timestamp()`), `user_index` is
-//! the user's index, `FEED.COLUMN` (split at the first `.`) is a feed column, and any other
-//! identifier is a variable.
+//! The grammar itself lives in [`mynah_scenario::template`], shared with the validator; this
+//! module resolves feed columns against the loaded CSV files and renders.
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::feed::{FeedError, Feeds};
 
-/// Longest `random_string(N)`: a request field, not a way to allocate gigabytes per request.
-pub const MAX_RANDOM_STRING: u32 = 65_536;
+pub use mynah_scenario::template::MAX_RANDOM_STRING;
 
 /// What a template can read while rendering; implemented by a virtual user.
 pub trait Context {
@@ -83,21 +79,23 @@ impl Template {
     /// Compiles `text`; feed references are resolved against `feeds` (an unknown column is an
     /// error that lists the feed's columns).
     pub fn parse(text: &str, feeds: &Feeds) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Literal(rest[..start].into()));
-            }
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                return Err(format!("unclosed `{{{{` in `{text}`"));
-            };
-            parts.push(parse_expr(after[..end].trim(), feeds)?);
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.into()));
+        use mynah_scenario::template::{pieces, Expr, Piece, TemplateError};
+        let pieces = pieces(text).map_err(|e| match e {
+            TemplateError::Unclosed => format!("unclosed `{{{{` in `{text}`"),
+            TemplateError::Expr(m) => m,
+        })?;
+        let mut parts = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            parts.push(match piece {
+                Piece::Literal(t) => Part::Literal(t.into()),
+                Piece::Expr(Expr::Var(v)) => Part::Var(v.into()),
+                Piece::Expr(Expr::Feed { feed, column }) => feed_part(feed, column, feeds)?,
+                Piece::Expr(Expr::UserIndex) => Part::UserIndex,
+                Piece::Expr(Expr::RandomInt(a, b)) => Part::RandomInt(a, b),
+                Piece::Expr(Expr::RandomString(n)) => Part::RandomString(n),
+                Piece::Expr(Expr::Uuid) => Part::Uuid,
+                Piece::Expr(Expr::Timestamp) => Part::Timestamp,
+            });
         }
         Ok(Template { parts })
     }
@@ -158,84 +156,21 @@ impl Template {
     }
 }
 
-/// Compiles one trimmed expression (the text between `{{` and `}}`).
-fn parse_expr(expr: &str, feeds: &Feeds) -> Result<Part, String> {
-    if let Some(open) = expr.find('(') {
-        let name = expr[..open].trim();
-        let Some(args) = expr[open + 1..].strip_suffix(')') else {
-            return Err(format!("malformed helper call `{{{{ {expr} }}}}`"));
-        };
-        let args: Vec<&str> = if args.trim().is_empty() {
-            Vec::new()
+/// Resolves `FEED.COLUMN` against the loaded feeds.
+fn feed_part(feed_name: &str, column: &str, feeds: &Feeds) -> Result<Part, String> {
+    let Some(feed) = feeds.index(feed_name) else {
+        let names: Vec<&str> = feeds.names().collect();
+        let declared = if names.is_empty() {
+            "no data feeds are declared".to_string()
         } else {
-            args.split(',').map(str::trim).collect()
+            format!("declared feeds: {}", names.join(", "))
         };
-        let bad = || {
-            let usage = match name {
-                "random_int" => "random_int(A, B) with integers A <= B",
-                "random_string" => "random_string(N) with N an integer from 0 to 65536",
-                "uuid" => "uuid()",
-                _ => "timestamp()",
-            };
-            format!("bad arguments in `{{{{ {expr} }}}}`; expected {usage}")
-        };
-        return match name {
-            "uuid" if args.is_empty() => Ok(Part::Uuid),
-            "timestamp" if args.is_empty() => Ok(Part::Timestamp),
-            "random_string" => match args.as_slice() {
-                [n] => match n.parse::<u32>() {
-                    Ok(n) if n <= MAX_RANDOM_STRING => Ok(Part::RandomString(n)),
-                    _ => Err(bad()),
-                },
-                _ => Err(bad()),
-            },
-            "random_int" => match args.as_slice() {
-                [a, b] => match (a.parse::<i64>(), b.parse::<i64>()) {
-                    (Ok(a), Ok(b)) if a <= b => Ok(Part::RandomInt(a, b)),
-                    _ => Err(bad()),
-                },
-                _ => Err(bad()),
-            },
-            "uuid" | "timestamp" => Err(bad()),
-            _ => Err(format!(
-                "unknown template helper `{name}` in `{{{{ {expr} }}}}`; the helpers are \
-                 random_int(a, b), uuid(), user_index, random_string(n), timestamp()"
-            )),
-        };
-    }
-    if expr == "user_index" {
-        return Ok(Part::UserIndex);
-    }
-    if let Some((feed_name, column)) = expr.split_once('.') {
-        let Some(feed) = feeds.index(feed_name) else {
-            let names: Vec<&str> = feeds.names().collect();
-            let declared = if names.is_empty() {
-                "no data feeds are declared".to_string()
-            } else {
-                format!("declared feeds: {}", names.join(", "))
-            };
-            return Err(format!(
-                "unknown data feed \"{feed_name}\" in `{{{{ {expr} }}}}`; {declared}"
-            ));
-        };
-        let column = feeds.column(feed, column)?;
-        return Ok(Part::Feed { feed, column });
-    }
-    if is_ident(expr) {
-        return Ok(Part::Var(expr.into()));
-    }
-    if expr.is_empty() {
-        return Err("empty template expression `{{ }}`".to_string());
-    }
-    Err(format!("invalid template expression `{{{{ {expr} }}}}`"))
-}
-
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        return Err(format!(
+            "unknown data feed \"{feed_name}\" in `{{{{ {feed_name}.{column} }}}}`; {declared}"
+        ));
+    };
+    let column = feeds.column(feed, column)?;
+    Ok(Part::Feed { feed, column })
 }
 
 /// Appends a random version-4 UUID (lowercase, hyphenated). Written by hand (about ten lines)

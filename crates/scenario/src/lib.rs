@@ -4,6 +4,7 @@
 
 mod model;
 mod raw;
+pub mod template;
 mod validate;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::model::*;
 use crate::raw::*;
+use crate::template::{self, Expr, Piece, TemplateError};
 
 /// A validation failure: where, and what is wrong.
 pub(crate) struct Invalid {
@@ -22,9 +23,6 @@ fn err<T>(loc: Location, msg: impl Into<String>) -> R<T> {
     })
 }
 
-/// Helpers usable in `{{ ... }}` without being declared.
-const HELPERS: &str = "random_int(a, b), uuid(), user_index, random_string(n), timestamp()";
-
 /// What a template may refer to at a given point.
 #[derive(Clone)]
 struct Scope<'a> {
@@ -36,64 +34,39 @@ impl Scope<'_> {
     fn describe(&self) -> String {
         let mut parts: Vec<String> = self.vars.clone();
         parts.extend(self.feeds.keys().map(|f| format!("{f}.<column>")));
-        parts.push(HELPERS.to_string());
+        parts.push(template::HELPERS.to_string());
         parts.join(", ")
     }
 
     /// Checks every `{{ ... }}` in `text`; `what` names the field for messages.
     fn check(&self, text: &str, what: &str, loc: Location) -> R<()> {
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                return err(loc, format!("unclosed `{{{{` in {what}"));
-            };
-            let expr = after[..end].trim();
-            if let Some(problem) = self.expr_problem(expr) {
+        let pieces = match template::pieces(text) {
+            Ok(p) => p,
+            Err(TemplateError::Unclosed) => return err(loc, format!("unclosed `{{{{` in {what}")),
+            Err(TemplateError::Expr(problem)) => {
                 return err(
                     loc,
                     format!("{problem} in {what}; defined here: {}", self.describe()),
-                );
+                )
             }
-            rest = &after[end + 2..];
+        };
+        for piece in pieces {
+            let undefined = match piece {
+                Piece::Expr(Expr::Var(v)) if !self.vars.iter().any(|x| x == v) => v.to_string(),
+                Piece::Expr(Expr::Feed { feed, column }) if !self.feeds.contains_key(feed) => {
+                    format!("{feed}.{column}")
+                }
+                _ => continue,
+            };
+            return err(
+                loc,
+                format!(
+                    "undefined template variable `{undefined}` in {what}; defined here: {}",
+                    self.describe()
+                ),
+            );
         }
         Ok(())
-    }
-
-    fn expr_problem(&self, expr: &str) -> Option<String> {
-        if let Some(open) = expr.find('(') {
-            let name = expr[..open].trim();
-            let Some(args) = expr[open + 1..].strip_suffix(')') else {
-                return Some(format!("malformed helper call `{expr}`"));
-            };
-            let args: Vec<&str> = if args.trim().is_empty() {
-                Vec::new()
-            } else {
-                args.split(',').map(str::trim).collect()
-            };
-            let ints = args.iter().all(|a| a.parse::<i64>().is_ok());
-            let ok = match name {
-                "uuid" | "timestamp" => args.is_empty(),
-                // Same cap as the engine's: a request field, not gigabytes per request.
-                "random_string" => {
-                    args.len() == 1 && args[0].parse::<u32>().is_ok_and(|n| n <= 65_536)
-                }
-                "random_int" => {
-                    args.len() == 2 && ints && args[0].parse::<i64>().ok() <= args[1].parse().ok()
-                }
-                _ => return Some(format!("unknown template helper `{name}`")),
-            };
-            return (!ok).then(|| format!("bad arguments to template helper `{expr}`"));
-        }
-        if expr == "user_index" || self.vars.iter().any(|v| v == expr) {
-            return None;
-        }
-        if let Some((feed, column)) = expr.split_once('.') {
-            if self.feeds.contains_key(feed) && !column.is_empty() {
-                return None;
-            }
-        }
-        Some(format!("undefined template variable `{expr}`"))
     }
 
     fn check_json(&self, v: &serde_json::Value, what: &str, loc: Location) -> R<()> {
@@ -283,7 +256,7 @@ fn step(raw: Spanned<RawStep>, path: &str, scope: &mut Scope) -> R<Step> {
     let mut extract = BTreeMap::new();
     for (var, e) in s.extract {
         let what = format!("{path}.extract.{var}");
-        if !is_ident(&var) {
+        if !template::is_ident(&var) {
             return err(
                 e.referenced,
                 format!("{what}: variable names are letters, digits and `_`"),
@@ -297,14 +270,6 @@ fn step(raw: Spanned<RawStep>, path: &str, scope: &mut Scope) -> R<Step> {
         checks,
         extract,
     })
-}
-
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn request(r: RawRequest, path: &str, loc: Location, scope: &Scope) -> R<Request> {
