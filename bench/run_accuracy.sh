@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 secs=${1:-20}
-users=20
+users=${USERS:-20}
 command -v taskset >/dev/null || { echo "taskset is missing: apt-get install -y util-linux" >&2; exit 1; }
 
 # The truth, from the source: `pub const ACCURACY_TRUTH_MS: [(f64, f64); 3] = [(50.0, 20.0), ...];`
