@@ -1,17 +1,16 @@
 //! A virtual user's HTTP client: it owns its connections (one per origin), so users never share
 //! a socket, keep-alive behaves like a browser's, and per-user memory stays small.
 //!
-//! Built on hyper's connection-level API (`client::conn::http1` / `http2`) rather than a pooled
-//! client: the engine needs to know exactly which connection a request used, to time connects
-//! separately, and to drop a connection after any failure.
+//! HTTP/1.1 is driven by hand in the user's own task (`h1`: no second task, no buffer while
+//! idle; its module says why and what was measured); HTTP/2, negotiated by ALPN or with prior
+//! knowledge, goes through hyper's connection-level API; TLS is rustls. Each connection is owned
+//! by one user, so the engine knows which connection a request used, times connects separately,
+//! and drops a connection after any failure.
 //!
-//! Pieces: `conn` (resolve, connect, TLS, handshake, error mapping), `tls` (the rustls
-//! configuration), `cookies` (the per-user jar). Memory per idle keep-alive user is kept small:
-//! a `Client` is an `Arc` and two `Vec`s (56 bytes, no allocation until used); an HTTP/1
-//! connection holds hyper's adaptive read buffer (8 KiB while responses are small, at most 64 KiB),
-//! its 8 KiB write buffer (pages touched only as far as written) and a spawned task. Measured:
-//! about 6 KB of resident memory per idle keep-alive client (2,000 clients, one small request
-//! each; `idle_client_memory` in `tests/client.rs`).
+//! Pieces: `conn` (resolve, connect, TLS, handshake, error mapping), `h1` (the HTTP/1.1
+//! exchange), `tls` (the rustls configuration), `cookies` (the per-user jar). A `Client` is an
+//! `Arc` and two `Vec`s (no allocation until used); `bench/run_memory.sh` measures 3–5 KiB per
+//! idle virtual user with its keep-alive connection.
 
 use std::sync::Arc;
 use std::time::Duration;
