@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::client::conn::{http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mynah_stats::FailureKind;
 use rustls::pki_types::ServerName;
@@ -17,13 +17,6 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use super::{Failure, Shared};
-
-/// The most hyper's HTTP/1 read buffer grows to. hyper's adaptive strategy starts at 8 KiB
-/// (what an idle connection keeps after small responses) and doubles while reads fill it, so big
-/// bodies are read in large chunks; response heads larger than this are refused as malformed
-/// (`message head is too large`). Measured (2,000 idle keep-alive clients, RSS): a fixed 8 KiB
-/// buffer ~6.4 KB per client, fixed 16 KiB ~7.4 KB, fixed 64 KiB ~8.4 KB.
-pub(crate) const H1_MAX_BUF: usize = 64 * 1024;
 
 /// Scheme, host and port of a request URI, borrowed from it.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +50,6 @@ impl<'a> Target<'a> {
 }
 
 enum Sender {
-    /// hyper's HTTP/1 (kept for reference and tests; the engine uses [`Sender::Raw`]).
-    #[allow(dead_code)]
-    H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
     /// HTTP/1.1 written by hand in the user's own task (see `h1.rs` for why).
     Raw(RawIo),
@@ -159,7 +149,6 @@ impl Conn {
     /// keep-alive connection) answers false at once.
     pub(crate) async fn ready(&mut self) -> bool {
         match &mut self.sender {
-            Sender::H1(s) => !s.is_closed() && s.ready().await.is_ok(),
             Sender::H2(s) => !s.is_closed() && s.ready().await.is_ok(),
             // An idle HTTP/1.1 socket must have nothing to read: end of stream means the server
             // closed it, and bytes mean it is out of step. tokio answers from its cached
@@ -178,7 +167,6 @@ impl Conn {
         request: http::Request<Full<Bytes>>,
     ) -> Option<Result<http::Response<Incoming>, TrySendError<http::Request<Full<Bytes>>>>> {
         match &mut self.sender {
-            Sender::H1(s) => Some(s.try_send_request(request).await),
             Sender::H2(s) => Some(s.try_send_request(request).await),
             // Raw connections are driven by `h1::exchange`, never through here.
             Sender::Raw(_) => None,
@@ -292,25 +280,6 @@ fn tls_reason(e: &io::Error) -> String {
 }
 
 type Spawned = (Sender, Option<JoinHandle<()>>);
-
-#[allow(dead_code)]
-async fn handshake_h1<T>(io: T) -> Result<Spawned, Failure>
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (sender, conn) = http1::Builder::new()
-        .max_buf_size(H1_MAX_BUF)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure {
-            kind: FailureKind::Connect,
-            message: format!("HTTP/1 handshake failed: {e}"),
-        })?;
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok((Sender::H1(sender), Some(task)))
-}
 
 async fn handshake_h2<T>(io: T) -> Result<Spawned, Failure>
 where
