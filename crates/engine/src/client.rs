@@ -326,7 +326,7 @@ impl Client {
                     Err(e) => return Err(h1_failure(e)),
                 }
             }
-            let request = self.build(target, &conn, method, uri, headers, body)?;
+            let request = self.build_h2(target, method, uri, headers, body);
             match Box::pin(conn.send(request)).await {
                 None => {
                     return Err(Failure::new(
@@ -385,10 +385,8 @@ impl Client {
         if !headers.contains_key(header::USER_AGENT) {
             line(out, b"user-agent", USER_AGENT.as_bytes());
         }
-        if !headers.contains_key(header::COOKIE) {
-            if let Some(cookie) = self.jar.header(target.https, target.host, uri.path()) {
-                line(out, b"cookie", cookie.as_bytes());
-            }
+        if let Some(cookie) = self.cookie_header(target, uri, headers) {
+            line(out, b"cookie", cookie.as_bytes());
         }
         let needs_length = !body.is_empty()
             || matches!(
@@ -402,51 +400,41 @@ impl Client {
         out.extend_from_slice(body);
     }
 
-    fn build(
+    /// An HTTP/2 request for hyper: the absolute URI (hyper sends `:authority` from it, so no
+    /// `Host`), the given headers, and `User-Agent` and `Cookie` unless given.
+    fn build_h2(
         &mut self,
         target: &Target<'_>,
-        conn: &Conn,
         method: &http::Method,
         uri: &http::Uri,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<http::Request<Full<Bytes>>, Failure> {
-        let path = uri.path();
-        let mut map = HeaderMap::with_capacity(headers.len() + 3);
-        let h2 = conn.is_h2();
-        if !h2 && !headers.contains_key(header::HOST) {
-            if let Some(authority) = uri.authority() {
-                let host = authority.as_str();
-                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-                if let Ok(v) = HeaderValue::from_str(host) {
-                    map.insert(header::HOST, v);
-                }
-            }
-        }
-        for (name, value) in headers {
-            map.append(name, value.clone());
-        }
+    ) -> http::Request<Full<Bytes>> {
+        let mut map = headers.clone();
         if !headers.contains_key(header::USER_AGENT) {
             map.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         }
-        if !headers.contains_key(header::COOKIE) {
-            if let Some(cookie) = self.jar.header(target.https, target.host, path) {
-                map.insert(header::COOKIE, cookie);
-            }
+        if let Some(cookie) = self.cookie_header(target, uri, headers) {
+            map.insert(header::COOKIE, cookie);
         }
-        let request_uri = if h2 {
-            uri.clone()
-        } else {
-            match uri.path_and_query() {
-                Some(pq) => http::Uri::from(pq.clone()),
-                None => http::Uri::from_static("/"),
-            }
-        };
         let mut request = http::Request::new(Full::new(body.clone()));
         *request.method_mut() = method.clone();
-        *request.uri_mut() = request_uri;
+        *request.uri_mut() = uri.clone();
         *request.headers_mut() = map;
-        Ok(request)
+        request
+    }
+
+    /// The `Cookie` header from the jar, unless the request sets its own.
+    fn cookie_header(
+        &mut self,
+        target: &Target<'_>,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+    ) -> Option<HeaderValue> {
+        if headers.contains_key(header::COOKIE) {
+            return None;
+        }
+        self.jar.header(target.https, target.host, uri.path())
     }
 }
 

@@ -178,8 +178,6 @@ pub struct StepPlan {
     pub static_uri: Option<http::Uri>,
     /// The body, serialized once when it has no template.
     pub static_body: Option<bytes::Bytes>,
-    /// The Content-Type that goes with `static_body` (JSON and form bodies).
-    pub static_content_type: Option<http::HeaderValue>,
     /// Index into [`Plan::endpoints`].
     pub endpoint: u32,
     /// Checks.
@@ -201,6 +199,19 @@ pub enum BodyPlan {
     Form(Vec<(Template, Template)>),
     /// Raw text.
     Text(Template),
+}
+
+impl BodyPlan {
+    /// The Content-Type the body is sent with unless the request sets one.
+    pub fn content_type(&self) -> Option<http::HeaderValue> {
+        match self {
+            BodyPlan::Json(_) => Some(http::HeaderValue::from_static("application/json")),
+            BodyPlan::Form(_) => Some(http::HeaderValue::from_static(
+                "application/x-www-form-urlencoded",
+            )),
+            BodyPlan::None | BodyPlan::Text(_) => None,
+        }
+    }
 }
 
 /// Users started per second when neither the file nor the command line says.
@@ -533,19 +544,14 @@ impl Compiler<'_> {
             (Some(p), Some(q)) => crate::user::static_url(self.base, p, &q),
             _ => None,
         };
-        let (static_body, static_content_type) = match &body {
-            BodyPlan::None => (Some(bytes::Bytes::new()), None),
-            BodyPlan::Text(t) => (
-                t.as_static().map(|s| bytes::Bytes::from(s.to_string())),
-                None,
-            ),
-            BodyPlan::Json(j) => (
-                j.as_static()
-                    .and_then(|v| serde_json::to_vec(v).ok())
-                    .map(bytes::Bytes::from),
-                Some(http::HeaderValue::from_static("application/json")),
-            ),
-            BodyPlan::Form(_) => (None, None),
+        let static_body = match &body {
+            BodyPlan::None => Some(bytes::Bytes::new()),
+            BodyPlan::Text(t) => t.as_static().map(|s| bytes::Bytes::from(s.to_string())),
+            BodyPlan::Json(j) => j
+                .as_static()
+                .and_then(|v| serde_json::to_vec(v).ok())
+                .map(bytes::Bytes::from),
+            BodyPlan::Form(_) => None,
         };
         Ok(StepPlan {
             method,
@@ -555,7 +561,6 @@ impl Compiler<'_> {
             body,
             static_uri,
             static_body,
-            static_content_type,
             endpoint,
             checks,
             has_status_check,

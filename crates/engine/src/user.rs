@@ -423,29 +423,22 @@ impl User {
             let (name, value) = self.header(k, v)?;
             headers.insert(name, value);
         }
-        let body = match &step.body {
-            _ if step.static_body.is_some() => {
-                if let Some(ct) = &step.static_content_type {
-                    headers
-                        .entry(http::header::CONTENT_TYPE)
-                        .or_insert(ct.clone());
-                }
-                step.static_body.clone().unwrap_or_default()
-            }
-            BodyPlan::None => Bytes::new(),
-            BodyPlan::Text(t) => {
+        if let Some(ct) = step.body.content_type() {
+            headers.entry(http::header::CONTENT_TYPE).or_insert(ct);
+        }
+        let body = match (&step.static_body, &step.body) {
+            (Some(body), _) => body.clone(),
+            (None, BodyPlan::None) => Bytes::new(),
+            (None, BodyPlan::Text(t)) => {
                 let mut s = String::new();
                 self.render(t, &mut s)?;
                 Bytes::from(s)
             }
-            BodyPlan::Json(t) => {
+            (None, BodyPlan::Json(t)) => {
                 let value = t.render(self)?;
-                headers
-                    .entry(http::header::CONTENT_TYPE)
-                    .or_insert(http::HeaderValue::from_static("application/json"));
                 Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
             }
-            BodyPlan::Form(pairs) => {
+            (None, BodyPlan::Form(pairs)) => {
                 let mut s = String::new();
                 let mut buf = String::new();
                 for (i, (k, v)) in pairs.iter().enumerate() {
@@ -460,9 +453,6 @@ impl User {
                     self.render(v, &mut buf)?;
                     encode_component(&buf, &mut s);
                 }
-                headers.entry(http::header::CONTENT_TYPE).or_insert(
-                    http::HeaderValue::from_static("application/x-www-form-urlencoded"),
-                );
                 Bytes::from(s)
             }
         };

@@ -3,40 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn traffic(file: &str) -> String {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/traffic"
-    ))
-    .join(file);
-    assert!(
-        p.is_file(),
-        "shared capture missing: {} (a checkout of mynah needs ../shared beside it)",
-        p.display()
-    );
-    p.to_str().unwrap().to_string()
-}
-
-fn mynah(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mynah"))
-        .args(args)
-        .output()
-        .expect("run mynah")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = mynah(args);
-    assert!(
-        out.status.success(),
-        "mynah {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{mynah, ok, traffic};
 
 fn tmp(name: &str) -> String {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pipeline");

@@ -110,13 +110,7 @@ fn failures(o: &Outcome) -> u64 {
 }
 
 fn endpoint<'a>(o: &'a Outcome, method: &str, name: &str) -> &'a Value {
-    o.summary["endpoints"]
-        .as_array()
-        .and_then(|eps| {
-            eps.iter()
-                .find(|e| e["method"] == method && e["name"] == name)
-        })
-        .unwrap_or_else(|| panic!("no endpoint {method} {name} in {}", o.summary))
+    endpoint_of(&o.summary, method, name)
 }
 
 fn failure_kinds(o: &Outcome) -> BTreeMap<String, u64> {

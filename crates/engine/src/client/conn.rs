@@ -133,10 +133,6 @@ impl Conn {
             && self.host.eq_ignore_ascii_case(target.host)
     }
 
-    pub(crate) fn is_h2(&self) -> bool {
-        matches!(self.sender, Sender::H2(_))
-    }
-
     /// The socket, when this connection is driven by hand.
     pub(crate) fn raw(&mut self) -> Option<&mut RawIo> {
         match &mut self.sender {
