@@ -24,10 +24,12 @@ use mynah_stats::FailureKind;
 mod conn;
 mod cookies;
 mod h1;
+mod replay;
 mod tls;
 
 #[doc(hidden)]
 pub use h1::{read_response, ReadResponse};
+pub use replay::WireResponse;
 
 use conn::{Conn, Target};
 
@@ -78,7 +80,14 @@ pub struct Shared {
 impl Shared {
     /// Builds the shared state; fails only if the TLS configuration cannot be built.
     pub fn new(config: ClientConfig) -> Result<Arc<Shared>, String> {
-        let tls = tls::config(config.insecure)?;
+        let tls = tls::config(config.insecure, false)?;
+        Ok(Arc::new(Shared { config, tls }))
+    }
+
+    /// Like [`Shared::new`], but TLS offers only `http/1.1` by ALPN, so every connection is
+    /// HTTP/1.1 (replay sends recorded requests as recorded; `http2_prior_knowledge` must be off).
+    pub fn new_http1(config: ClientConfig) -> Result<Arc<Shared>, String> {
+        let tls = tls::config(config.insecure, true)?;
         Ok(Arc::new(Shared { config, tls }))
     }
 }

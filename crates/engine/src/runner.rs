@@ -345,14 +345,14 @@ fn check_panic(shared: &Shared, result: Result<(), tokio::task::JoinError>) {
 /// its own sockets and timers. A user stays on its thread for life, so the hot path has no
 /// work-stealing queues or cross-thread wake-ups (the multi-threaded scheduler cost about a
 /// tenth of the CPU per request in `bench/run_throughput.sh`).
-struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
+pub(crate) struct Workers {
+    pub(crate) handles: Vec<tokio::runtime::Handle>,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workers {
-    fn start(n: usize) -> std::io::Result<Workers> {
+    pub(crate) fn start(n: usize) -> std::io::Result<Workers> {
         let mut w = Workers {
             handles: Vec::new(),
             stops: Vec::new(),

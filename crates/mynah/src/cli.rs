@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// mynah: load tests that look like production.
 ///
 /// Capture real HTTP traffic (pcap/pcapng, HAR, GoReplay .gor), inspect and convert it, and run
-/// scripted load from a scenario file.
+/// scripted load from a scenario file, or replay the traffic against a test host.
 #[derive(Debug, Parser)]
 #[command(name = "mynah", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -24,6 +24,10 @@ pub enum Command {
     /// Run a scenario file: virtual users, load shape, checks, live view, reports and thresholds.
     #[command(after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
+    /// Replay recorded traffic against a target host: recorded timing or a set rate, sessions
+    /// mapped, responses compared, the same statistics and reports as `run`.
+    #[command(after_help = REPLAY_AFTER_HELP)]
+    Replay(ReplayArgs),
 }
 
 const RUN_AFTER_HELP: &str = "\
@@ -63,11 +67,27 @@ pub struct RunArgs {
     /// Do not run tasks with any of these tags.
     #[arg(long, value_name = "TAG", value_delimiter = ',')]
     pub exclude_tags: Vec<String>,
-    /// A pass/fail threshold, added to the scenario's (repeatable), e.g. 'p95 < 300ms',
+    #[command(flatten)]
+    pub reports: ReportArgs,
+    /// At the end (or on Ctrl-C), how long running tasks may finish before they are abandoned.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub stop_timeout: std::time::Duration,
+    /// Accept any TLS certificate (self-signed test hosts).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Use HTTP/2 with prior knowledge on http:// hosts (https:// hosts negotiate it by ALPN).
+    #[arg(long)]
+    pub http2: bool,
+}
+
+/// Thresholds and report files; shared by `run` and `replay`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    /// A pass/fail threshold (repeatable; `run` adds them to the scenario's), e.g. 'p95 < 300ms',
     /// 'GET /search: p99 < 1s', 'fail_rate < 1%', 'rps > 100'.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-    /// Write the run summary as JSON.
+    /// Write the summary as JSON.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
     /// Write Locust-format CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
@@ -80,15 +100,95 @@ pub struct RunArgs {
     /// Write a JUnit XML report with one test case per threshold.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
-    /// At the end (or on Ctrl-C), how long running tasks may finish before they are abandoned.
+}
+
+const REPLAY_AFTER_HELP: &str = "\
+Timing: by default the recorded gaps between requests are kept; --speed divides them, --rate sends
+an exact number of requests per second in recorded order, --max-speed sends as fast as the target
+answers. The requests of one recorded connection go on one connection, in order.
+
+Exit codes:
+  0  the replay completed and every threshold passed
+  3  the replay completed and a threshold failed
+  1  the replay could not be done (unreadable recording, the target is a recorded host, unreachable target)
+  2  usage error (bad flags)
+
+The masking pipeline runs before anything is sent (default masking on, see --no-default-redaction);
+server-issued session values (cookies, tokens in JSON responses) are mapped to the target's.
+
+Examples:
+  mynah replay prod.gor --target http://staging.internal:8080
+  mynah replay capture.pcap --target http://127.0.0.1:8080/v2 --speed 10 --compare --html replay.html
+  mynah replay prod.gor --target http://127.0.0.1:8080 --rate 500 --loop --duration 10m --threshold 'p99 < 500ms'";
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recordings (.gor, .har, .pcap/.pcapng, optionally .gz); several are merged by time.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to send the requests: http(s)://host[:port][/prefix]. A path is a prefix: a
+    /// recorded /a?b goes to /prefix/a?b.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Divide the recorded gaps by this factor: 2, 0.5 or 200%.
+    #[arg(long, value_name = "FACTOR", conflicts_with_all = ["rate", "max_speed"])]
+    pub speed: Option<String>,
+    /// Send exactly N requests per second, in recorded order (open model).
+    #[arg(long, value_name = "N", conflicts_with = "max_speed")]
+    pub rate: Option<f64>,
+    /// Send as fast as the target answers, on at most --concurrency connections.
+    #[arg(long)]
+    pub max_speed: bool,
+    /// Connections at most (default: 50 with --max-speed, else 10000). Paced requests that would
+    /// need more are counted as dropped.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Start over at the end of the recording (until --duration, --max-requests or Ctrl-C).
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Stop after this long, e.g. 30s, 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after sending this many requests.
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<u64>,
+    /// Send the recorded Host header (default: the target's host and port).
+    #[arg(long)]
+    pub keep_host: bool,
+    /// Replay even when the target is a host the recording was made on.
+    #[arg(long)]
+    pub allow_recorded_host: bool,
+    /// Print what would be sent (requests per endpoint, duration, rate) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not map server-issued session values (cookies, tokens) to the target's.
+    #[arg(long)]
+    pub no_session_mapping: bool,
+    /// Compare each replayed response with the recorded one (status, headers, JSON-aware body).
+    #[arg(long)]
+    pub compare: bool,
+    /// A response header the comparison ignores (repeatable; Date, ETag, Set-Cookie values and
+    /// other volatile ones are ignored already).
+    #[arg(long, value_name = "NAME")]
+    pub compare_ignore_header: Vec<String>,
+    /// A body part the comparison ignores: json:$.path (repeatable).
+    #[arg(long, value_name = "json:PATH")]
+    pub compare_ignore: Vec<String>,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+    /// Per request: time allowed for the whole exchange.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// At the end of --duration (or on Ctrl-C), how long requests in flight may finish.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub stop_timeout: std::time::Duration,
     /// Accept any TLS certificate (self-signed test hosts).
     #[arg(long)]
     pub insecure: bool,
-    /// Use HTTP/2 with prior knowledge on http:// hosts (https:// hosts negotiate it by ALPN).
-    #[arg(long)]
-    pub http2: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

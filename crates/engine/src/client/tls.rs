@@ -8,11 +8,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Builds the client configuration: webpki roots (or no verification with `insecure`), ALPN
-/// `h2` then `http/1.1`.
+/// `h2` then `http/1.1`, or only `http/1.1` with `http1_only` (replay sends recorded HTTP/1.x
+/// heads byte for byte, which HTTP/2 cannot carry).
 ///
 /// The crypto provider is the process default when one was installed, else aws-lc-rs (the
 /// provider rustls is built with here), so this never panics on an ambiguous default.
-pub(crate) fn config(insecure: bool) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn config(insecure: bool, http1_only: bool) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
@@ -30,7 +31,11 @@ pub(crate) fn config(insecure: bool) -> Result<Arc<rustls::ClientConfig>, String
         };
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 

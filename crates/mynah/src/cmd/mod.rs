@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod inspect;
+pub mod replay;
 pub mod run;
 
 use std::fmt;

@@ -16,7 +16,7 @@ use mynah_stats::threshold::junit_xml;
 use mynah_stats::{RunStats, Threshold, ThresholdResult};
 
 use super::UsageError;
-use crate::cli::RunArgs;
+use crate::cli::{ReportArgs, RunArgs};
 use crate::live::LiveView;
 
 /// Some threshold did not hold (exit code 3).
@@ -34,6 +34,12 @@ impl fmt::Display for ThresholdsFailed {
 
 impl std::error::Error for ThresholdsFailed {}
 
+impl ThresholdsFailed {
+    pub fn new(failed: usize, total: usize) -> ThresholdsFailed {
+        ThresholdsFailed { failed, total }
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.scenario)
         .with_context(|| format!("cannot read scenario file {}", args.scenario.display()))?;
@@ -47,7 +53,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .map_err(|e| anyhow!("{}: thresholds: {e}", args.scenario.display()))?,
         );
     }
-    for expr in &args.thresholds {
+    for expr in &args.reports.thresholds {
         thresholds
             .push(Threshold::parse(expr).map_err(|e| UsageError(format!("--threshold: {e}")))?);
     }
@@ -128,7 +134,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         users_max: outcome.users_max,
         warnings,
     };
-    let report_error = write_reports(&args, &stats, outcome.users_max, &meta, &results);
+    let summary = summary_json(&stats, outcome.users_max, &threshold_json(&results));
+    let report_error = write_reports(&args.reports, &summary, &stats, &meta, &results);
 
     if let Some(f) = outcome.fatal {
         return Err(anyhow!("the run stopped early: {f}"));
@@ -272,7 +279,7 @@ fn fmt_dur(d: Duration) -> String {
     }
 }
 
-fn print_thresholds(results: &[ThresholdResult]) {
+pub fn print_thresholds(results: &[ThresholdResult]) {
     if results.is_empty() {
         return;
     }
@@ -286,11 +293,22 @@ fn print_thresholds(results: &[ThresholdResult]) {
     }
 }
 
-/// Writes every requested report; returns the first error after trying them all.
-fn write_reports(
-    args: &RunArgs,
+/// The threshold results as the summary JSON lists them.
+pub fn threshold_json(results: &[ThresholdResult]) -> serde_json::Value {
+    serde_json::Value::Array(
+        results
+            .iter()
+            .map(|r| serde_json::json!({"expr": r.expr, "passed": r.passed, "value": r.value}))
+            .collect(),
+    )
+}
+
+/// Writes every requested report (`summary` is the summary JSON); returns the first error after
+/// trying them all.
+pub fn write_reports(
+    args: &ReportArgs,
+    summary: &serde_json::Value,
     stats: &RunStats,
-    users_max: u64,
     meta: &ReportMeta,
     results: &[ThresholdResult],
 ) -> Result<()> {
@@ -302,16 +320,9 @@ fn write_reports(
         }
     };
     if let Some(path) = &args.summary_json {
-        let thresholds = serde_json::Value::Array(
-            results
-                .iter()
-                .map(|r| serde_json::json!({"expr": r.expr, "passed": r.passed, "value": r.value}))
-                .collect(),
-        );
-        let v = summary_json(stats, users_max, &thresholds);
         note(write(
             path,
-            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
+            serde_json::to_string_pretty(summary).unwrap_or_default() + "\n",
         ));
     }
     if let Some(prefix) = &args.csv {
@@ -339,7 +350,7 @@ fn write(path: &Path, text: String) -> Result<()> {
 /// Each user holds a socket: raises the soft open-file limit to the hard one (as Locust does),
 /// and warns when even that is too low for the users the load shape can start.
 #[cfg(unix)]
-fn raise_open_file_limit(users: u64) -> Option<String> {
+pub fn raise_open_file_limit(users: u64) -> Option<String> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -374,12 +385,12 @@ fn raise_open_file_limit(users: u64) -> Option<String> {
 }
 
 #[cfg(not(unix))]
-fn raise_open_file_limit(_users: u64) -> Option<String> {
+pub fn raise_open_file_limit(_users: u64) -> Option<String> {
     None
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         let mut term =
