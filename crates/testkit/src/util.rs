@@ -7,13 +7,22 @@ use std::time::{Duration, Instant};
 /// which on Linux is accurate to some tens of microseconds.
 const COARSE_MARGIN: Duration = Duration::from_millis(2);
 
+/// The last stretch of a precise sleep is spun instead of slept: a sleeping
+/// thread wakes some tens of µs late even with no timer slack, a spinning one
+/// within a µs. Long enough to cover the wake-up, short enough to cost little
+/// CPU (at most this much per delayed request).
+const SPIN: Duration = Duration::from_micros(150);
+
 /// Sleeps until `deadline`, precisely: never early, and late only by the
-/// thread wake-up latency (typically 0.1..0.5 ms on a busy 2-core box).
+/// time it takes the server's task to be polled again after the deadline
+/// (tens of µs on an idle box; more when the CPU is saturated).
 ///
 /// tokio's timer has a 1 ms granularity and rounds up, so a plain
 /// `tokio::time::sleep_until` is 0..~1 ms late; here the timer wakes us up to
-/// ~2 ms early and the remainder is slept with `std::thread::sleep` on
-/// tokio's blocking pool.
+/// ~2 ms early, then a thread of tokio's blocking pool sleeps (with the
+/// kernel's timer slack set to 1 ns, instead of the default 50 µs) until
+/// [`SPIN`] before the deadline and spins the rest. The `/accuracy` route's
+/// known percentiles (bench/run_accuracy.sh) depend on it.
 pub(crate) async fn sleep_until_precise(deadline: Instant) {
     let now = Instant::now();
     if deadline <= now {
@@ -26,13 +35,36 @@ pub(crate) async fn sleep_until_precise(deadline: Instant) {
     if deadline > now {
         // If the blocking pool is gone (runtime shutting down) just return.
         let _ = tokio::task::spawn_blocking(move || {
+            tight_timer_slack();
             let now = Instant::now();
-            if deadline > now {
-                std::thread::sleep(deadline - now);
+            if deadline > now + SPIN {
+                std::thread::sleep(deadline - now - SPIN);
+            }
+            while Instant::now() < deadline {
+                std::hint::spin_loop();
             }
         })
         .await;
     }
+}
+
+/// Sets this thread's timer slack to 1 ns (once per thread), so its sleeps
+/// end when asked rather than up to 50 µs later.
+fn tight_timer_slack() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    DONE.with(|done| {
+        if !done.get() {
+            done.set(true);
+            #[cfg(target_os = "linux")]
+            // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only
+            // changes the calling thread's timer slack.
+            unsafe {
+                libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+            }
+        }
+    });
 }
 
 /// Decodes `application/x-www-form-urlencoded` percent escapes (and `+`).

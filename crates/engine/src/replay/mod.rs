@@ -17,7 +17,7 @@
 //!   point of the mode), so nothing is dropped.
 //! - Each request's schedule lag (when it went out minus when it was due) is measured on the
 //!   lane and reported as a histogram; latency is timed from the moment the request went out.
-//! - Samples go through the same [`Sink`] and statistics as `mynah run`, so replay has the same
+//! - Samples go through the same sample sink and statistics as `mynah run`, so replay has the same
 //!   live view and reports.
 
 pub mod compare;
@@ -53,7 +53,7 @@ const LANE_IDLE: Duration = Duration::from_secs(5);
 /// Distinct endpoint names kept; beyond it requests are counted under [`OTHER`], so a recording
 /// with an id in every path cannot grow the statistics without bound.
 const MAX_ENDPOINTS: usize = 1000;
-/// The endpoint name of requests beyond [`MAX_ENDPOINTS`].
+/// The endpoint name of requests beyond the first 1,000 distinct ones.
 pub const OTHER: &str = "(other endpoints)";
 /// Response body bytes kept when a response is compared or learnt from.
 const KEEP_BODY: usize = 1 << 20;
@@ -965,7 +965,12 @@ impl Lane {
                 let bytes = response.bytes_received;
                 if let Some(recorded) = &job.recorded {
                     let replayed = to_traffic(&response);
-                    self.learn_and_compare(job.endpoint, head, recorded, &replayed);
+                    self.learn_and_compare(
+                        job.endpoint,
+                        head || response.body_truncated,
+                        recorded,
+                        &replayed,
+                    );
                 }
                 Sample {
                     endpoint: job.endpoint,
@@ -986,10 +991,12 @@ impl Lane {
         shared.sink.push(self.shard, sample);
     }
 
+    /// `no_body`: a HEAD request, or a replayed body cut at the keep limit: bodies are not
+    /// compared.
     fn learn_and_compare(
         &self,
         endpoint: u32,
-        head: bool,
+        no_body: bool,
         recorded: &mynah_traffic::Response,
         replayed: &mynah_traffic::Response,
     ) {
@@ -1001,9 +1008,15 @@ impl Lane {
             return;
         };
         let mut recorded = recorded.clone();
-        if head {
+        let mut cut;
+        let replayed = if no_body {
             recorded.body.clear();
-        }
+            cut = replayed.clone();
+            cut.body.clear();
+            &cut
+        } else {
+            replayed
+        };
         let is_mapped =
             |a: &str, b: &str| shared.sessions.as_ref().is_some_and(|s| s.is_mapped(a, b));
         let diffs = comparer.compare(&recorded, replayed, &is_mapped);

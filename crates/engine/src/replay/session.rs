@@ -1282,4 +1282,57 @@ mod tests {
         );
         assert_eq!(hdr(&next, "cookie"), "SESSION=fresh-session-42");
     }
+
+    #[test]
+    fn proxy_authorization_and_absolute_form_host_untouched() {
+        let m = SessionMap::new(10);
+        m.learn(
+            &resp(200, &[("Set-Cookie", "s=host.example")], ""),
+            &resp(200, &[("Set-Cookie", "s=other.example")], ""),
+        );
+        let mut r = req(
+            "GET",
+            "http://host.example/host.example?q=host.example",
+            &[
+                ("Proxy-Authorization", "Bearer host.example"),
+                ("Host", "host.example"),
+            ],
+            "",
+        );
+        assert_eq!(m.apply(&mut r), 3);
+        assert_eq!(
+            r.target,
+            "http://host.example/other.example?q=other.example"
+        );
+        assert_eq!(hdr(&r, "proxy-authorization"), "Bearer other.example");
+        assert_eq!(hdr(&r, "host"), "host.example");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_requests_never_panic(
+            target in "[ -~]{0,60}",
+            hv in "[ -~]{0,60}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            text in "[\\[\\]{}\",:=&;/ a-z0-9.-]{0,120}",
+        ) {
+            let m = SessionMap::new(4);
+            m.learn(
+                &resp(200, &[("Set-Cookie", "s=abcdefgh")], r#"{"token":"recorded-token-1"}"#),
+                &resp(200, &[("Set-Cookie", "s=ijklmnop")], r#"{"token":"replayed\"tok"}"#),
+            );
+            for ct in ["application/json", "application/x-www-form-urlencoded", "text/plain", ""] {
+                let mut r = req("POST", &target, &[("Cookie", hv.as_str()), ("X", hv.as_str()), ("Content-Type", ct)], &text);
+                m.apply(&mut r);
+                let mut r = req("POST", &target, &[("Authorization", hv.as_str()), ("Content-Type", ct)], "");
+                r.body = body.clone();
+                m.apply(&mut r);
+            }
+            // A valid JSON body stays valid JSON.
+            let doc = format!(r#"{{"a":"recorded-token-1","b":["x recorded-token-1 y", "{}"]}}"#, text.replace(['"', '\\'], ""));
+            let mut r = req("POST", "/", &[("Content-Type", "application/json")], &doc);
+            proptest::prop_assert_eq!(m.apply(&mut r), 2);
+            proptest::prop_assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
+        }
+    }
 }
