@@ -27,7 +27,7 @@ pub enum Command {
     /// Replay recorded traffic against a target host: recorded timing or a set rate, sessions
     /// mapped, responses compared, the same statistics and reports as `run`.
     #[command(after_help = REPLAY_AFTER_HELP)]
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
 }
 
 const RUN_AFTER_HELP: &str = "\

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Inspect(args) => cmd::inspect::run(args),
         cli::Command::Convert(args) => cmd::convert::run(args),
         cli::Command::Run(args) => cmd::run::run(args),
-        cli::Command::Replay(args) => cmd::replay::run(args),
+        cli::Command::Replay(args) => cmd::replay::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -478,7 +478,7 @@ fn planned(scan: &Scan, pace: Pace, args: &ReplayArgs) -> Option<Duration> {
 
 fn describe_pace(pace: Pace, planned: Option<Duration>, concurrency: usize) -> String {
     let how = match pace {
-        Pace::Recorded { speed } if speed == 1.0 => "recorded timing".to_string(),
+        Pace::Recorded { speed: 1.0 } => "recorded timing".to_string(),
         Pace::Recorded { speed } => format!("recorded timing at {speed}x speed"),
         Pace::Rate(r) => format!("{r} requests/s"),
         Pace::MaxSpeed => format!("as fast as the target answers on {concurrency} connections"),
