@@ -4,7 +4,7 @@
 use mynah_stats::FailureKind;
 
 use super::conn::{self, Target};
-use super::{h1, h1_failure, Client, Failure};
+use super::{h1, h1_failure, timeout_failure, Client, Failure};
 
 /// The response to a request sent with [`Client::send_wire`].
 #[derive(Debug)]
@@ -40,18 +40,14 @@ impl Client {
         keep: usize,
     ) -> Result<WireResponse, Failure> {
         let limit = self.shared.config.request_timeout;
-        match tokio::time::timeout(
-            limit,
-            self.send_wire_inner(origin, wire, head_request, idempotent, keep),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(Failure {
-                kind: FailureKind::Timeout,
-                message: format!("request timeout after {limit:?}"),
-            }),
-        }
+        let mut timer = self.timer.arm(limit);
+        let result = tokio::select! {
+            biased;
+            result = self.send_wire_inner(origin, wire, head_request, idempotent, keep) => result,
+            () = timer.as_mut() => Err(timeout_failure(limit)),
+        };
+        self.timer.sleep = Some(timer);
+        result
     }
 
     async fn send_wire_inner(
