@@ -28,6 +28,87 @@ pub enum Command {
     /// mapped, responses compared, the same statistics and reports as `run`.
     #[command(after_help = REPLAY_AFTER_HELP)]
     Replay(Box<ReplayArgs>),
+    /// Learn a workload from recordings: a scenario for `mynah run` (endpoint templates, user
+    /// classes, weights, think times, data feeds, logins) and optionally a Locust locustfile.
+    #[command(after_help = SYNTH_AFTER_HELP)]
+    Synth(Box<SynthArgs>),
+    /// Compare two run/replay summaries (before vs after), or two recordings (fidelity).
+    #[command(after_help = COMPARE_AFTER_HELP)]
+    Compare(CompareArgs),
+}
+
+const SYNTH_AFTER_HELP: &str = "\
+The recording goes through the filtering and masking pipeline first (default masking on), is read
+twice (templates, then sessions), and never held in memory whole.
+
+Examples:
+  mynah synth prod.gor -o scenario.yaml
+  mynah synth capture.pcap browsing.har -o out/scenario.yaml --locustfile out/locustfile.py --host http://127.0.0.1:8080
+  mynah run out/scenario.yaml -u 100 -t 5m";
+
+const COMPARE_AFTER_HELP: &str = "\
+Two summaries (--summary-json of run or replay): per endpoint, side by side, with the changes; the
+endpoints whose tail latency or failure rate changed most come first. --fail-on rules set exit code 3.
+
+Two recordings (any format mynah reads): how close the second is to the first (endpoint, method and
+status mix as Jensen-Shannon divergence; think times, sizes and session lengths as Kolmogorov-Smirnov
+distance), e.g. a recording of a synthesized run against the original.
+
+Examples:
+  mynah compare before.json after.json --fail-on 'p95 +10%' --fail-on 'fail_rate +1%' --html diff.html
+  mynah compare prod.gor synthetic-run.gor --json fidelity.json";
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Recordings (.gor, .har, .pcap/.pcapng, optionally .gz); several are merged by time.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The scenario file to write (YAML).
+    #[arg(short, long, value_name = "SCENARIO")]
+    pub output: PathBuf,
+    /// Also write a Locust locustfile (Python) using the same data files.
+    #[arg(long, value_name = "PATH")]
+    pub locustfile: Option<PathBuf>,
+    /// Where the CSV data feeds go (default: SCENARIO-STEM-data beside the scenario).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What identifies a session: auto (a session cookie, else Authorization, else the client
+    /// address and User-Agent with an idle gap), cookie:NAME, header:NAME or client-ip.
+    #[arg(long, value_name = "KEY", default_value = "auto")]
+    pub session_key: String,
+    /// Endpoints with a smaller share of the requests are merged into a catch-all that replays
+    /// recorded examples.
+    #[arg(long, value_name = "SHARE", default_value = "0.1%")]
+    pub min_share: String,
+    /// The host to write in the scenario and locustfile (else give it to `mynah run --host`).
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a summary JSON, or a recording.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The other: a summary JSON, or a recording.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Write the comparison as a self-contained HTML page (summaries).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write the comparison as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// A regression rule on two summaries (repeatable), e.g. 'p95 +10%', 'p99 +50ms',
+    /// 'fail_rate +1%', 'rps -20%', 'GET /search: p99 +10%'. A broken rule exits with 3.
+    #[arg(long, value_name = "RULE")]
+    pub fail_on: Vec<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 const RUN_AFTER_HELP: &str = "\

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         cli::Command::Convert(args) => cmd::convert::run(args),
         cli::Command::Run(args) => cmd::run::run(args),
         cli::Command::Replay(args) => cmd::replay::run(*args),
+        cli::Command::Synth(args) => cmd::synth::run(*args),
+        cli::Command::Compare(args) => cmd::compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

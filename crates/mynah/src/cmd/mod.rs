@@ -1,9 +1,12 @@
 //! One module per command. Each only wires library crates together.
 
+pub mod compare;
+pub mod compare_summaries;
 pub mod convert;
 pub mod inspect;
 pub mod replay;
 pub mod run;
+pub mod synth;
 
 use std::fmt;
 
@@ -49,4 +52,17 @@ pub fn open_inputs(
     } else {
         Ok(Box::new(Merge::new(readers)))
     }
+}
+
+/// A random key for the masking pipeline when none is given, so that the passes of one command
+/// over the same recording mask alike (a fresh key per command, like `convert`'s default).
+pub fn random_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let a = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let b = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{a:016x}{b:016x}")
 }

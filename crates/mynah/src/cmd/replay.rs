@@ -2,7 +2,6 @@
 //! thresholds, with the same live view and report files as `mynah run`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,7 +81,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     // Every pass over the recording masks alike: one key for the whole replay.
     let mut pipeline_options = args.pipeline.options();
     if pipeline_options.redact_key.is_none() {
-        pipeline_options.redact_key = Some(random_key());
+        pipeline_options.redact_key = Some(super::random_key());
     }
     Pipeline::new(&pipeline_options).map_err(|e| UsageError(e.to_string()))?;
 
@@ -242,16 +241,6 @@ fn parse_speed(s: &str) -> Option<f64> {
             .ok()?
     };
     (v.is_finite() && v > 0.0).then_some(v)
-}
-
-fn random_key() -> String {
-    let a = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let b = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!("{a:016x}{b:016x}")
 }
 
 fn names(files: &[PathBuf]) -> String {
