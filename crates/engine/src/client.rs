@@ -202,10 +202,13 @@ impl Client {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
         let result = tokio::select! {
+            // The timer first: an endless response keeps the request future busy until tokio's
+            // cooperative budget runs out, after which nothing polled later in this task would
+            // run; polled first, the timer always sees its deadline (as tokio's own `timeout`
+            // arranges). The connection in use is owned by the dropped request future.
             biased;
-            result = self.send_inner(request) => result,
-            // The connection in use was owned by the dropped future, so it is gone too.
             () = timer.as_mut() => Err(timeout_failure(limit)),
+            result = self.send_inner(request) => result,
         };
         self.timer.sleep = Some(timer);
         result

@@ -104,7 +104,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// A regression rule on two summaries (repeatable), e.g. 'p95 +10%', 'p99 +50ms',
-    /// 'fail_rate +1%', 'rps -20%', 'GET /search: p99 +10%'. A broken rule exits with 3.
+    /// 'fail_rate +1%', 'rps -20%', 'GET /search: p99 +10%'. A rule that fails exits with 3.
     #[arg(long, value_name = "RULE")]
     pub fail_on: Vec<String>,
     #[command(flatten)]

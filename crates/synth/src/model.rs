@@ -85,7 +85,9 @@ pub struct SynthOptions {
     pub idle_gap: Nanos,
     /// Endpoints under this share of requests go to the catch-all (default 0.001).
     pub min_share: f64,
-    /// Open sessions kept at once; beyond, the longest idle are closed (default 10,000).
+    /// Open sessions kept at once; beyond, the longest idle tenth is closed (default 50,000:
+    /// busy recordings interleave tens of thousands of sessions, and closing them early splits
+    /// them into fragments).
     pub max_open_sessions: usize,
 }
 
@@ -95,7 +97,7 @@ impl Default for SynthOptions {
             session_key: SessionKey::Auto,
             idle_gap: 30 * 60 * 1_000_000_000,
             min_share: 0.001,
-            max_open_sessions: 10_000,
+            max_open_sessions: 50_000,
         }
     }
 }

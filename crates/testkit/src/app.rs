@@ -21,7 +21,13 @@
 //! | `GET /serial/{ms}` | one request at a time: holds a server-wide lock while sleeping `ms`, then 200 | `serial` |
 //! | `GET /accuracy` | sleeps a deterministic cycle of delays, see [`ACCURACY_TRUTH_MS`] | `accuracy` |
 //! | any method `/status/{code}` | that status (200..=599, else 400) | `status` |
+//! | `GET /account` | 200 `{"user":..}` with a `Cookie: session=<value from /login>` issued by this App, else 401 | `account` |
+//! | `GET /catalog/{id}` | 200 JSON `{"id":id,"name":"item {id}","price":..,"stock":..,"generated_at":<unix ms, volatile>}` + `X-Catalog-Version: 7`; 404 JSON when `id` is not a number in 1..=1000000; see [variants](#variants) | `catalog` |
 //! | anything else | 404 | `not_found` |
+//!
+//! [`AppHandle::stats`] counts requests per route and status;
+//! [`AppHandle::arrival_window`] gives the arrival times of the first and the
+//! latest request (to check the timing of a replay from the server's side).
 //!
 //! Every response carries `x-server-time-us`: microseconds from the
 //! request's arrival to the response (after any delay); `/accuracy` also
@@ -32,7 +38,26 @@
 //!
 //! Tokens are stateless (a random nonce, the account index and a keyed hash
 //! of both, in hex), so memory stays bounded however many logins a benchmark
-//! makes; a token is only valid on the `App` that issued it.
+//! makes; a token is only valid on the `App` that issued it. The `session`
+//! cookie of `/login` is built the same way (32 hex digits: a 32-bit nonce,
+//! the account index and a keyed hash), so `/account` can check it without
+//! storing sessions; it too is only valid on the `App` that issued it.
+//!
+//! # Variants
+//!
+//! [`AppConfig::variant`] (`mynah-testserver app --variant N`) makes an App
+//! differ from the default on purpose, to test response comparison. Variant 0
+//! is the default behaviour. Variant 1 changes `GET /catalog/{id}` only, and
+//! only for these items (everything else, including every other route, is
+//! identical to variant 0 apart from volatile values: `Date`,
+//! `x-server-time-us`, `generated_at`):
+//!
+//! | item | variant 1 |
+//! |---|---|
+//! | 2 | `price` is one more |
+//! | 3 | 404 `{"error":"not found"}` |
+//! | 4 | `X-Catalog-Version: 8` |
+//! | 5 | an extra JSON field `"discount": 10` |
 //!
 //! # Delays
 //!
@@ -111,7 +136,7 @@ pub fn accuracy_delay_ms(n: u64) -> u64 {
 }
 
 /// Route names as reported by [`AppStats::routes`].
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 14] = [
     "home",
     "article",
     "search",
@@ -124,6 +149,8 @@ pub const ROUTES: [&str; 12] = [
     "accuracy",
     "status",
     "not_found",
+    "catalog",
+    "account",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +167,8 @@ enum Route {
     Accuracy,
     Status,
     NotFound,
+    Catalog,
+    Account,
 }
 
 impl Route {
@@ -158,6 +187,8 @@ pub struct AppConfig {
     pub accounts: Vec<(String, String)>,
     /// tokio worker threads of the server's runtime (default 2, minimum 1).
     pub worker_threads: usize,
+    /// Behaviour variant (default 0); see [variants](#variants).
+    pub variant: u8,
 }
 
 impl Default for AppConfig {
@@ -166,6 +197,7 @@ impl Default for AppConfig {
             addr: None,
             accounts: default_accounts(),
             worker_threads: 2,
+            variant: 0,
         }
     }
 }
@@ -251,6 +283,22 @@ impl AppHandle {
         }
     }
 
+    /// When the first and the latest request arrived (as their heads were
+    /// handed to the service), or `None` before any request. Their difference
+    /// is the server-side span of a run, e.g. to check a replay's timing.
+    pub fn arrival_window(&self) -> Option<(Instant, Instant)> {
+        let s = &self.state;
+        let first = s.first_arrival_ns.load(Ordering::Relaxed);
+        if first == u64::MAX {
+            return None;
+        }
+        let last = s.last_arrival_ns.load(Ordering::Relaxed);
+        Some((
+            s.epoch + Duration::from_nanos(first),
+            s.epoch + Duration::from_nanos(last),
+        ))
+    }
+
     /// Stops accepting, drops every connection and joins the server thread.
     pub fn shutdown(mut self) {
         self.stop_now();
@@ -292,6 +340,15 @@ struct State {
     statuses: Vec<AtomicU64>,
     total: AtomicU64,
     http2: AtomicU64,
+    /// [`AppConfig::variant`].
+    variant: u8,
+    /// Reference point of the arrival times below.
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to the first request's arrival (`u64::MAX`
+    /// until one arrives).
+    first_arrival_ns: AtomicU64,
+    /// Nanoseconds from `epoch` to the latest request's arrival.
+    last_arrival_ns: AtomicU64,
 }
 
 impl State {
@@ -317,6 +374,38 @@ impl State {
         let idx = u64::from_str_radix(&token[16..24], 16).ok()?;
         let tag = u64::from_str_radix(&token[24..40], 16).ok()?;
         if self.token_tag(nonce, idx) != tag {
+            return None;
+        }
+        self.users.get(idx as usize).map(String::as_str)
+    }
+
+    /// The keyed hash of a session cookie (a different domain from tokens,
+    /// so a token is never a valid session and vice versa).
+    fn session_tag(&self, nonce: u32, idx: u32) -> u64 {
+        let mut h = self.token_key.build_hasher();
+        h.write(b"session");
+        h.write_u32(nonce);
+        h.write_u32(idx);
+        h.finish()
+    }
+
+    /// A `session` cookie value: 32 lowercase hex digits.
+    fn issue_session(&self, idx: usize) -> String {
+        let nonce = random_hex(&mut fastrand::Rng::new(), 4);
+        let nonce = u32::from_str_radix(&nonce, 16).expect("hex");
+        let tag = self.session_tag(nonce, idx as u32);
+        format!("{nonce:08x}{:08x}{tag:016x}", idx as u32)
+    }
+
+    /// The user of a session cookie value issued by this App, if valid.
+    fn check_session(&self, session: &str) -> Option<&str> {
+        if session.len() != 32 || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let nonce = u32::from_str_radix(&session[0..8], 16).ok()?;
+        let idx = u32::from_str_radix(&session[8..16], 16).ok()?;
+        let tag = u64::from_str_radix(&session[16..32], 16).ok()?;
+        if self.session_tag(nonce, idx) != tag {
             return None;
         }
         self.users.get(idx as usize).map(String::as_str)
@@ -352,6 +441,10 @@ pub fn start(config: AppConfig) -> std::io::Result<AppHandle> {
         statuses: (0..1000).map(|_| AtomicU64::new(0)).collect(),
         total: AtomicU64::new(0),
         http2: AtomicU64::new(0),
+        variant: config.variant,
+        epoch: Instant::now(),
+        first_arrival_ns: AtomicU64::new(u64::MAX),
+        last_arrival_ns: AtomicU64::new(0),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -449,6 +542,10 @@ fn route_of(method: &Method, path: &str) -> (Route, Option<String>) {
         "/api/me" if get => Some((Route::Me, None)),
         "/api/cart" if post => Some((Route::Cart, None)),
         "/accuracy" if get => Some((Route::Accuracy, None)),
+        "/account" if get => Some((Route::Account, None)),
+        _ if get && path.starts_with("/catalog/") => {
+            one_param("/catalog/").map(|p| (Route::Catalog, Some(p)))
+        }
         _ if get && path.starts_with("/articles/") => {
             one_param("/articles/").map(|p| (Route::Article, Some(p)))
         }
@@ -470,6 +567,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     let arrival = Instant::now();
     let (route, param) = route_of(req.method(), req.uri().path());
     state.total.fetch_add(1, Ordering::Relaxed);
+    let since = arrival.saturating_duration_since(state.epoch).as_nanos() as u64;
+    state.first_arrival_ns.fetch_min(since, Ordering::Relaxed);
+    state.last_arrival_ns.fetch_max(since, Ordering::Relaxed);
     if req.version() == hyper::Version::HTTP_2 {
         state.http2.fetch_add(1, Ordering::Relaxed);
     }
@@ -501,6 +601,55 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Resp> {
     };
     serde_json::from_slice(&body)
         .map_err(|_| json_resp(StatusCode::BAD_REQUEST, &json!({"error": "invalid json"})))
+}
+
+/// The value of the first `session` cookie of the request's `Cookie` headers.
+fn session_cookie(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix("session="))
+        .map(|v| v.trim().to_owned())
+}
+
+/// `GET /catalog/{id}`; see the module docs (routes and variants).
+fn catalog(variant: u8, param: Option<&str>) -> Resp {
+    let not_found = || json_resp(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
+    let Some(id) = param
+        .and_then(|p| p.parse::<u64>().ok())
+        .filter(|id| (1..=1_000_000).contains(id))
+    else {
+        return not_found();
+    };
+    if variant == 1 && id == 3 {
+        return not_found();
+    }
+    let generated_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut price = id * 3 + 9;
+    if variant == 1 && id == 2 {
+        price += 1;
+    }
+    let mut body = json!({
+        "id": id,
+        "name": format!("item {id}"),
+        "price": price,
+        "stock": (id * 13) % 50,
+        "generated_at": generated_at,
+    });
+    if variant == 1 && id == 5 {
+        body["discount"] = json!(10);
+    }
+    let version = if variant == 1 && id == 4 { "8" } else { "7" };
+    let mut resp = json_resp(StatusCode::OK, &body);
+    resp.headers_mut().insert(
+        "x-catalog-version",
+        header::HeaderValue::from_static(version),
+    );
+    resp
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -553,7 +702,7 @@ async fn respond(
             match idx {
                 Some(idx) => {
                     let token = state.issue_token(idx);
-                    let session = random_hex(&mut fastrand::Rng::new(), 16);
+                    let session = state.issue_session(idx);
                     let mut resp = json_resp(StatusCode::OK, &json!({"token": token}));
                     if let Ok(v) = format!("session={session}; Path=/").parse() {
                         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -578,6 +727,11 @@ async fn respond(
                 resp
             }
         },
+        Route::Account => match session_cookie(&req).and_then(|s| state.check_session(&s)) {
+            Some(user) => json_resp(StatusCode::OK, &json!({"user": user})),
+            None => json_resp(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"})),
+        },
+        Route::Catalog => catalog(state.variant, param.as_deref()),
         Route::Cart => match read_json(req).await {
             Ok(v) => json_resp(StatusCode::CREATED, &json!({"received": v})),
             Err(resp) => resp,
@@ -660,6 +814,10 @@ mod tests {
             statuses: Vec::new(),
             total: AtomicU64::new(0),
             http2: AtomicU64::new(0),
+            variant: 0,
+            epoch: Instant::now(),
+            first_arrival_ns: AtomicU64::new(u64::MAX),
+            last_arrival_ns: AtomicU64::new(0),
         };
         let t = state.issue_token(1);
         assert_eq!(state.check_token(&t), Some("b"));
@@ -671,6 +829,18 @@ mod tests {
         );
         assert_eq!(state.check_token("xyz"), None);
         assert_eq!(state.check_token(&"é".repeat(20)), None);
+
+        let s = state.issue_session(1);
+        assert_eq!(s.len(), 32);
+        assert_eq!(state.check_session(&s), Some("b"));
+        assert_eq!(state.check_session(&t), None, "a token is not a session");
+        assert_eq!(state.check_token(&s), None, "a session is not a token");
+        let mut forged = s.clone().into_bytes();
+        forged[31] = if forged[31] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            state.check_session(std::str::from_utf8(&forged).unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -684,5 +854,87 @@ mod tests {
         assert_eq!(route_of(&Method::GET, "/articles/").0, Route::NotFound);
         assert_eq!(route_of(&Method::GET, "/articles/1/2").0, Route::NotFound);
         assert_eq!(route_of(&Method::DELETE, "/status/503").0, Route::Status);
+        assert_eq!(
+            route_of(&Method::GET, "/catalog/7"),
+            (Route::Catalog, Some("7".into()))
+        );
+        assert_eq!(route_of(&Method::POST, "/catalog/7").0, Route::NotFound);
+        assert_eq!(route_of(&Method::GET, "/account").0, Route::Account);
+        for (i, name) in ROUTES.iter().enumerate() {
+            let r = [
+                Route::Home,
+                Route::Article,
+                Route::Search,
+                Route::Login,
+                Route::Private,
+                Route::Me,
+                Route::Cart,
+                Route::Delay,
+                Route::Serial,
+                Route::Accuracy,
+                Route::Status,
+                Route::NotFound,
+                Route::Catalog,
+                Route::Account,
+            ][i];
+            assert_eq!(r.index(), i, "{name}");
+        }
+    }
+
+    fn catalog_json(variant: u8, id: &str) -> (u16, Option<String>, Value) {
+        let resp = catalog(variant, Some(id));
+        let status = resp.status().as_u16();
+        let version = resp
+            .headers()
+            .get("x-catalog-version")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = futures_body(resp);
+        (status, version, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn futures_body(resp: Resp) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async { resp.into_body().collect().await.unwrap().to_bytes() })
+    }
+
+    #[test]
+    fn catalog_variants_differ_exactly_as_documented() {
+        for id in 1..=8u64 {
+            let (s0, v0, mut b0) = catalog_json(0, &id.to_string());
+            let (s1, v1, mut b1) = catalog_json(1, &id.to_string());
+            assert_eq!(s0, 200);
+            assert_eq!(v0.as_deref(), Some("7"));
+            assert_eq!(b0["id"], id);
+            assert_eq!(b0["name"], format!("item {id}"));
+            assert!(b0["generated_at"].as_u64().unwrap() > 1_600_000_000_000);
+            match id {
+                3 => {
+                    assert_eq!((s1, v1), (404, None));
+                    continue;
+                }
+                4 => assert_eq!(v1.as_deref(), Some("8")),
+                _ => assert_eq!(v1.as_deref(), Some("7")),
+            }
+            assert_eq!(s1, 200);
+            b0.as_object_mut().unwrap().remove("generated_at");
+            b1.as_object_mut().unwrap().remove("generated_at");
+            match id {
+                2 => {
+                    assert_eq!(b1["price"], b0["price"].as_u64().unwrap() + 1);
+                    b1["price"] = b0["price"].clone();
+                }
+                5 => {
+                    assert_eq!(b1["discount"], 10);
+                    b1.as_object_mut().unwrap().remove("discount");
+                }
+                _ => {}
+            }
+            assert_eq!(b0, b1, "item {id}");
+        }
+        assert_eq!(catalog_json(0, "0").0, 404);
+        assert_eq!(catalog_json(0, "x").0, 404);
+        assert_eq!(catalog_json(1, "1000001").0, 404);
     }
 }

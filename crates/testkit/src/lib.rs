@@ -7,6 +7,9 @@
 //!   slow, endless body, truncated response, silence).
 //! * [`nginx`]: a harness that runs the real nginx binary as an independent
 //!   witness and reads back its access log.
+//! * [`record`]: makes real recordings for replay tests: sends requests over
+//!   real TCP connections with planned timing and returns them as
+//!   `mynah_traffic::Exchange`s, to be written as `.har` or `.gor`.
 //!
 //! Every server runs on its own OS thread with its own tokio runtime, so a
 //! test can start it from synchronous or asynchronous code alike, and every
@@ -15,4 +18,5 @@
 pub mod app;
 pub mod hostile;
 pub mod nginx;
+pub mod record;
 mod util;

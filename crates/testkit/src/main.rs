@@ -1,7 +1,7 @@
 //! `mynah-testserver`: runs a mynah-testkit server for benchmarks.
 //!
 //! ```text
-//! mynah-testserver app [--listen 127.0.0.1:8080] [--threads N]
+//! mynah-testserver app [--listen 127.0.0.1:8080] [--threads N] [--variant N]
 //! mynah-testserver hostile <reset|garbage|slow[:ms]|endless-body|close-mid-response|silent> [--listen ADDR]
 //! ```
 //!
@@ -14,15 +14,17 @@ use std::process::ExitCode;
 use mynah_testkit::{app, hostile};
 
 const USAGE: &str = "usage:
-  mynah-testserver app [--listen ADDR] [--threads N]
+  mynah-testserver app [--listen ADDR] [--threads N] [--variant N]
   mynah-testserver hostile <MODE> [--listen ADDR]
 MODE: reset | garbage | slow | slow:<ms> | endless-body | close-mid-response | silent
-ADDR defaults to 127.0.0.1:0 (a free port); the bound URL is printed first.";
+ADDR defaults to 127.0.0.1:0 (a free port); the bound URL is printed first.
+--variant 1 makes /catalog/{id} differ on purpose (see the app module docs); default 0.";
 
 enum Cmd {
     App {
         listen: Option<SocketAddr>,
         threads: Option<usize>,
+        variant: u8,
     },
     Hostile {
         mode: hostile::Hostile,
@@ -35,6 +37,7 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
     let kind = it.next().ok_or("missing command")?;
     let mut listen = None;
     let mut threads = None;
+    let mut variant = 0u8;
     let mut mode = None;
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -56,6 +59,10 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
                 let v = value("--threads")?;
                 threads = Some(v.parse().map_err(|e| format!("bad --threads {v:?}: {e}"))?);
             }
+            "--variant" if kind == "app" => {
+                let v = value("--variant")?;
+                variant = v.parse().map_err(|e| format!("bad --variant {v:?}: {e}"))?;
+            }
             m if kind == "hostile" && mode.is_none() && !m.starts_with('-') => {
                 mode = Some(hostile::Hostile::parse(m).ok_or(format!("unknown mode {m:?}"))?);
             }
@@ -63,7 +70,11 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
         }
     }
     match kind.as_str() {
-        "app" => Ok(Cmd::App { listen, threads }),
+        "app" => Ok(Cmd::App {
+            listen,
+            threads,
+            variant,
+        }),
         "hostile" => Ok(Cmd::Hostile {
             mode: mode.ok_or("hostile needs a mode")?,
             listen,
@@ -88,12 +99,17 @@ fn main() -> ExitCode {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     // Keep the handle alive for the life of the process.
     let (url, _guard): (String, Box<dyn std::any::Any>) = match cmd {
-        Cmd::App { listen, threads } => {
+        Cmd::App {
+            listen,
+            threads,
+            variant,
+        } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let config = app::AppConfig {
                 addr: listen,
                 worker_threads: threads,
+                variant,
                 ..Default::default()
             };
             match app::start(config) {

@@ -42,9 +42,13 @@ impl Client {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
         let result = tokio::select! {
+            // The timer first: an endless response keeps the request future busy until tokio's
+            // cooperative budget runs out, after which nothing polled later in this task would
+            // run; polled first, the timer always sees its deadline (as tokio's own `timeout`
+            // arranges). The connection in use is owned by the dropped request future.
             biased;
-            result = self.send_wire_inner(origin, wire, head_request, idempotent, keep) => result,
             () = timer.as_mut() => Err(timeout_failure(limit)),
+            result = self.send_wire_inner(origin, wire, head_request, idempotent, keep) => result,
         };
         self.timer.sleep = Some(timer);
         result

@@ -13,7 +13,10 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 ///
 /// The crypto provider is the process default when one was installed, else aws-lc-rs (the
 /// provider rustls is built with here), so this never panics on an ambiguous default.
-pub(crate) fn config(insecure: bool, http1_only: bool) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn config(
+    insecure: bool,
+    http1_only: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

@@ -46,8 +46,11 @@ use wire::Destination;
 const EARLY: Duration = Duration::from_micros(500);
 /// Requests a lane holds beyond the one it is sending (paced modes).
 const LANE_QUEUE: usize = 64;
-/// Requests a lane holds at `--max-speed` (enough to never starve a connection).
-const MAX_SPEED_QUEUE: usize = 16;
+/// Requests a lane holds at `--max-speed`: deep enough that the feeder, waking every
+/// [`MAX_SPEED_NAP`] when every lane is full, never lets a connection run dry.
+const MAX_SPEED_QUEUE: usize = 256;
+/// How long the feeder naps when every lane is full at `--max-speed`.
+const MAX_SPEED_NAP: Duration = Duration::from_micros(500);
 /// A paced lane with nothing to do for this long closes its connection and ends.
 const LANE_IDLE: Duration = Duration::from_secs(5);
 /// Distinct endpoint names kept; beyond it requests are counted under [`OTHER`], so a recording
@@ -548,61 +551,82 @@ impl Feeder {
         }
     }
 
-    fn run(mut self, first: Exchanges, mut open: OpenRecording) -> FeedEnd {
+    fn run(mut self, first: Exchanges, open: OpenRecording) -> FeedEnd {
         let mut fatal = None;
         let mut cut = false;
         let mut passes = 0u64;
+        // Reading and parsing run on their own thread, a few thousand exchanges ahead, so a new
+        // pass's first requests (which a `.gor` reader only gives after looking ahead for their
+        // responses) are ready when the previous pass ends.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Fed>(READ_AHEAD_BATCHES);
+        let looped = self.options.looped;
+        let reader = std::thread::Builder::new()
+            .name("mynah-replay-read".into())
+            .spawn(move || read_ahead(first, open, looped, tx));
+        if let Err(e) = reader {
+            fatal = Some(format!("cannot start the reader thread: {e}"));
+        }
         // Where the current pass starts on the run's clock, and the recording's first request.
         let mut pass_offset_ns = 0u64;
-        let mut reader = Some(first);
-        'passes: while let Some(exchanges) = reader.take() {
-            passes += 1;
-            let mut first_ns: Option<i64> = None;
-            let mut last_at = pass_offset_ns;
-            let mut gaps = 0u64;
-            let mut count = 0u64;
-            for item in exchanges {
-                let exchange = match item {
-                    Ok(e) => e,
-                    Err(e) => {
-                        fatal = Some(e);
-                        break 'passes;
-                    }
-                };
-                let start = exchange.timing.request_start;
-                let first = *first_ns.get_or_insert(start);
-                let at_ns = match self.options.pace {
-                    Pace::Recorded { speed } => {
-                        let rel = start.saturating_sub(first).max(0) as f64 / speed;
-                        pass_offset_ns + rel as u64
-                    }
-                    Pace::Rate(rate) => (self.handed as f64 * 1e9 / rate) as u64,
-                    Pace::MaxSpeed => 0,
-                };
-                if count > 0 {
-                    gaps += at_ns.saturating_sub(last_at);
+        let mut first_ns: Option<i64> = None;
+        let mut last_at = 0u64;
+        let mut gaps = 0u64;
+        let mut count = 0u64;
+        let mut started = false;
+        'feed: while fatal.is_none() {
+            let Ok(fed) = rx.recv() else { break };
+            match fed {
+                Fed::Failed(e) => {
+                    fatal = Some(e);
+                    break;
                 }
-                count += 1;
-                last_at = last_at.max(at_ns);
-                match self.hand_out(exchange, at_ns) {
-                    Flow::Go => {}
-                    Flow::Cut => {
-                        cut = true;
-                        break 'passes;
+                Fed::PassEnd => {
+                    if !looped || count == 0 {
+                        break;
                     }
-                    Flow::Stopped | Flow::Done => break 'passes,
+                    // The next pass starts one average gap after this one's last request.
+                    pass_offset_ns = last_at + gaps / count.saturating_sub(1).max(1);
+                    first_ns = None;
+                    last_at = pass_offset_ns;
+                    gaps = 0;
+                    count = 0;
+                    started = false;
                 }
-            }
-            if !self.options.looped || count == 0 {
-                break;
-            }
-            // The next pass starts one average gap after this one's last request.
-            pass_offset_ns = last_at + gaps / count.max(2).saturating_sub(1).max(1);
-            match open() {
-                Ok(r) => reader = Some(r),
-                Err(e) => fatal = Some(e),
+                Fed::Batch(batch) => {
+                    for exchange in batch {
+                        if !started {
+                            started = true;
+                            passes += 1;
+                        }
+                        let start = exchange.timing.request_start;
+                        let first = *first_ns.get_or_insert(start);
+                        let at_ns = match self.options.pace {
+                            Pace::Recorded { speed } => {
+                                let rel = start.saturating_sub(first).max(0) as f64 / speed;
+                                pass_offset_ns + rel as u64
+                            }
+                            Pace::Rate(rate) => (self.handed as f64 * 1e9 / rate) as u64,
+                            Pace::MaxSpeed => 0,
+                        };
+                        if count > 0 {
+                            gaps += at_ns.saturating_sub(last_at);
+                        }
+                        count += 1;
+                        last_at = last_at.max(at_ns);
+                        match self.hand_out(exchange, at_ns) {
+                            Flow::Go => {}
+                            Flow::Cut => {
+                                cut = true;
+                                break 'feed;
+                            }
+                            Flow::Stopped | Flow::Done => break 'feed,
+                        }
+                    }
+                }
             }
         }
+        // The reader stops at its next send once the receiver is gone.
+        drop(rx);
         // Dropping the senders lets every lane finish its queue and end.
         self.keyed.clear();
         self.pool.clear();
@@ -830,8 +854,9 @@ impl Feeder {
                         return;
                     }
                     job = j;
-                    // A short nap: lanes drain a slot per response (tens of µs on loopback).
-                    std::thread::sleep(Duration::from_micros(50));
+                    // Lanes hold a few milliseconds of work: a nap here costs nothing, and
+                    // waking per freed slot would cost a context switch per request.
+                    std::thread::sleep(MAX_SPEED_NAP);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return self.drop_job(),
             }
@@ -864,6 +889,69 @@ fn tight_timer_slack() {
     // thread's timer slack.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// What the reader thread hands the feeder.
+enum Fed {
+    /// The next exchanges, in order.
+    Batch(Vec<Exchange>),
+    /// The recording ended (a new pass follows when looping).
+    PassEnd,
+    /// The recording could not be read further.
+    Failed(String),
+}
+
+/// Exchanges per batch: one channel hand-off (and at most one thread wake-up) per batch.
+const READ_AHEAD_BATCH: usize = 64;
+/// Batches read ahead at most: ~2,000 exchanges.
+const READ_AHEAD_BATCHES: usize = 32;
+
+/// Reads the recording (again and again when `looped`) into batches for the feeder; ends when
+/// the feeder hangs up, at the end, or at the first error.
+fn read_ahead(
+    first: Exchanges,
+    mut open: OpenRecording,
+    looped: bool,
+    tx: std::sync::mpsc::SyncSender<Fed>,
+) {
+    let mut current = Some(first);
+    while let Some(exchanges) = current.take() {
+        let mut any = false;
+        let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
+        for item in exchanges {
+            match item {
+                Ok(e) => {
+                    any = true;
+                    batch.push(e);
+                    if batch.len() >= READ_AHEAD_BATCH {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(READ_AHEAD_BATCH));
+                        if tx.send(Fed::Batch(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Fed::Batch(batch));
+                    let _ = tx.send(Fed::Failed(e));
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(Fed::Batch(batch)).is_err() {
+            return;
+        }
+        if tx.send(Fed::PassEnd).is_err() || !looped || !any {
+            return;
+        }
+        match open() {
+            Ok(r) => current = Some(r),
+            Err(e) => {
+                let _ = tx.send(Fed::Failed(e));
+                return;
+            }
+        }
     }
 }
 

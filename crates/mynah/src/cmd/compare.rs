@@ -2,7 +2,6 @@
 //! recordings compared for fidelity (the second against the first, on the first's endpoint
 //! templates).
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -42,17 +41,33 @@ pub fn run(args: CompareArgs) -> Result<()> {
     }
 }
 
-/// A mynah summary JSON (`"tool": "mynah"`), judged by its first bytes.
+/// A mynah summary JSON: a JSON object whose `tool` is `"mynah"`. The key can come after a large
+/// `endpoints` array, so the object is read through (serde skips every other field without
+/// keeping it, so a big HAR file costs time, not memory).
 fn is_summary(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 512];
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let n = f
-        .read(&mut head)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    let t = text.trim_start();
-    Ok(t.starts_with('{') && t.contains("\"tool\"") && t.contains("\"mynah\""))
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        tool: Option<String>,
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut r = std::io::BufReader::new(f);
+    let (starts_object, says_mynah) = {
+        let head = std::io::BufRead::fill_buf(&mut r)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = String::from_utf8_lossy(head);
+        (
+            head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+            text.contains("\"tool\"") && text.contains("\"mynah\""),
+        )
+    };
+    if !starts_object {
+        return Ok(false);
+    }
+    Ok(match serde_json::from_reader::<_, Probe>(r) {
+        Ok(p) => p.tool.is_some_and(|t| t == "mynah"),
+        // A broken summary is still a summary (its error then names the file and the fault).
+        Err(_) => says_mynah,
+    })
 }
 
 /// Fidelity of recording B to recording A.

@@ -1,5 +1,6 @@
 //! Reports built from a [`crate::RunStats`]: Locust-compatible CSV files and the summary JSON.
 
+pub mod compare;
 pub mod html;
 pub mod locust_csv;
 pub mod summary;
