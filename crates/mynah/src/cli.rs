@@ -207,7 +207,7 @@ pub struct ReplayArgs {
     /// Recordings (.gor, .har, .pcap/.pcapng, optionally .gz); several are merged by time.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Where to send the requests: http(s)://host[:port][/prefix]. A path is a prefix: a
+    /// Where to send the requests: `http(s)://host[:port][/prefix]`. A path is a prefix: a
     /// recorded /a?b goes to /prefix/a?b.
     #[arg(long, value_name = "URL")]
     pub target: String,

@@ -508,8 +508,9 @@ fn form_bodies_and_cards() {
         )
         .into_bytes()
     );
-    // Numbers that only happen to sit next to each other are not a card, nor is a run from 0.
-    let text = b"X 944084190 943735057, 0000000000000000, amex 3782 822463 10005";
+    // Numbers that only happen to sit next to each other are not a card, nor is a run from 0,
+    // nor a Luhn-valid millisecond timestamp (no issuer starts with 1).
+    let text = b"X 944084190 943735057, 0000000000000000, 1795683846616, amex 3782 822463 10005";
     let out = p
         .apply(ex(req(
             "POST",
@@ -521,7 +522,7 @@ fn form_bodies_and_cards() {
     assert_eq!(
         out.request.body,
         format!(
-            "X 944084190 943735057, 0000000000000000, amex {}",
+            "X 944084190 943735057, 0000000000000000, 1795683846616, amex {}",
             p.pseudonym(b"378282246310005")
         )
         .into_bytes()
