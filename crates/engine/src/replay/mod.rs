@@ -562,7 +562,10 @@ impl Feeder {
         let looped = self.options.looped;
         let reader = std::thread::Builder::new()
             .name("mynah-replay-read".into())
-            .spawn(move || read_ahead(first, open, looped, tx));
+            .spawn(move || {
+                lower_priority();
+                read_ahead(first, open, looped, tx)
+            });
         if let Err(e) = reader {
             fatal = Some(format!("cannot start the reader thread: {e}"));
         }
@@ -573,6 +576,7 @@ impl Feeder {
         let mut gaps = 0u64;
         let mut count = 0u64;
         let mut started = false;
+        let mut origin: Option<u64> = None;
         'feed: while fatal.is_none() {
             let Ok(fed) = rx.recv() else { break };
             match fed {
@@ -613,7 +617,12 @@ impl Feeder {
                         }
                         count += 1;
                         last_at = last_at.max(at_ns);
-                        match self.hand_out(exchange, at_ns) {
+                        // The schedule starts when the first request is at hand (a `.gor`
+                        // reader looks ahead for responses before it gives the first one), not
+                        // when the replay started: otherwise the first requests start late.
+                        let origin =
+                            *origin.get_or_insert_with(|| self.shared.clock.offset(Instant::now()));
+                        match self.hand_out(exchange, origin + at_ns, at_ns) {
                             Flow::Go => {}
                             Flow::Cut => {
                                 cut = true;
@@ -639,7 +648,9 @@ impl Feeder {
         }
     }
 
-    fn hand_out(&mut self, exchange: Exchange, at_ns: u64) -> Flow {
+    /// Hands `exchange` to a lane at `at_ns` on the run's clock; `rel_ns` is the same time from
+    /// the schedule's start (what `--duration` limits).
+    fn hand_out(&mut self, exchange: Exchange, at_ns: u64, rel_ns: u64) -> Flow {
         let shared = self.shared.clone();
         if shared.stop.load(Ordering::Acquire) {
             return Flow::Stopped;
@@ -653,7 +664,7 @@ impl Feeder {
             let limit = d.as_nanos() as u64;
             let past = match self.options.pace {
                 Pace::MaxSpeed => shared.clock.elapsed() >= d,
-                _ => at_ns >= limit,
+                _ => rel_ns >= limit,
             };
             if past {
                 return Flow::Cut;
@@ -952,6 +963,21 @@ fn read_ahead(
                 return;
             }
         }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10). The reader parses in bursts of
+/// thousands of exchanges; on a core it shares with the feeder and the connections (a generator
+/// pinned to one core), those bursts would delay the requests due meanwhile. At a lower
+/// priority the feeder and the connections run first when they wake, and the reader uses what
+/// is left, which is plenty: it is far ahead.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no arguments; setpriority changes the nice value of the calling thread
+    // (Linux applies PRIO_PROCESS with a thread id to that thread alone).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
 
