@@ -201,15 +201,7 @@ impl Client {
     pub async fn send(&mut self, request: Request) -> Result<Response, Failure> {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
-        let result = tokio::select! {
-            // The timer first: an endless response keeps the request future busy until tokio's
-            // cooperative budget runs out, after which nothing polled later in this task would
-            // run; polled first, the timer always sees its deadline (as tokio's own `timeout`
-            // arranges). The connection in use is owned by the dropped request future.
-            biased;
-            () = timer.as_mut() => Err(timeout_failure(limit)),
-            result = self.send_inner(request) => result,
-        };
+        let result = under_timer(&mut timer, limit, self.send_inner(request)).await;
         self.timer.sleep = Some(timer);
         result
     }
@@ -334,21 +326,7 @@ impl Client {
     ) -> Result<Exchanged, Failure> {
         let mut retried = false;
         loop {
-            let mut reused = false;
-            let mut conn = None;
-            if let Some(i) = self.conns.iter().position(|c| c.is_for(target)) {
-                let mut c = self.conns.swap_remove(i);
-                if c.ready().await {
-                    reused = true;
-                    conn = Some(c);
-                }
-            }
-            let mut conn = match conn {
-                Some(c) => c,
-                // Boxed (here and on the HTTP/2 path): their futures are large, and inline they
-                // would make every request's future as large, to be copied on each request.
-                None => Box::pin(conn::connect(&self.shared, target)).await?,
-            };
+            let (mut conn, reused) = self.take_conn(target).await?;
             if conn.raw().is_some() {
                 let mut wire = Vec::new();
                 self.serialize_h1(target, method, uri, headers, body, &mut wire);
@@ -393,6 +371,20 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The origin's connection, out of `self.conns` (so a failure or a timeout drops it): the
+    /// kept-alive one when it is still usable (`true`), else a new one (`false`).
+    async fn take_conn(&mut self, target: &Target<'_>) -> Result<(Conn, bool), Failure> {
+        if let Some(i) = self.conns.iter().position(|c| c.is_for(target)) {
+            let mut c = self.conns.swap_remove(i);
+            if c.ready().await {
+                return Ok((c, true));
+            }
+        }
+        // Boxed (here and on the HTTP/2 path): their futures are large, and inline they would
+        // make every request's future as large, to be copied on each request.
+        Ok((Box::pin(conn::connect(&self.shared, target)).await?, false))
     }
 
     /// Writes an HTTP/1.1 request straight into `out`: request line, `Host` (unless given),
@@ -519,6 +511,24 @@ enum Exchanged {
     Raw(Option<Conn>, h1::H1Response),
     /// A response head from hyper (HTTP/2), the body still to read.
     Hyper(Conn, http::Response<Incoming>),
+}
+
+/// Runs `request` until it ends or `timer` fires (a `timeout` failure after `limit`).
+///
+/// The timer is polled first: an endless response keeps the request future busy until tokio's
+/// cooperative budget runs out, after which nothing polled later in this task would run; polled
+/// first, the timer always sees its deadline (as tokio's own `timeout` arranges). The
+/// connection in use is owned by the request future, so it is dropped with it.
+pub(crate) async fn under_timer<T>(
+    timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+    request: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::select! {
+        biased;
+        () = timer.as_mut() => Err(timeout_failure(limit)),
+        result = request => result,
+    }
 }
 
 fn timeout_failure(limit: Duration) -> Failure {

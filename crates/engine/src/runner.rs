@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::client;
 use crate::collect::{record, Clock, Sample, Sink};
-use crate::plan::{arrival_max_users, Plan};
+use crate::plan::{arrival_max_users, BaseUrl, Plan};
 use crate::user::{Shared, User, UserCtl};
 
 /// Run-time settings that are not part of the plan.
@@ -76,9 +76,22 @@ const TICK_EVERY: Duration = Duration::from_secs(1);
 /// Checks, before anything is sent, that the host accepts TCP connections, so an unreachable
 /// host is reported at once instead of as thousands of failures.
 pub async fn preflight(plan: &Plan) -> Result<(), String> {
-    let Some(base) = &plan.base else {
-        return Ok(());
-    };
+    match &plan.base {
+        Some(base) => {
+            reachable(
+                base,
+                plan.client.connect_timeout,
+                "is the server running? The host comes from --host or `host:` in the scenario",
+            )
+            .await
+        }
+        None => Ok(()),
+    }
+}
+
+/// Whether `base`'s host accepts a TCP connection within `timeout`; the error says which origin,
+/// why, and `hint`.
+pub async fn reachable(base: &BaseUrl, timeout: Duration, hint: &str) -> Result<(), String> {
     let host = base.authority.host();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = base
@@ -90,8 +103,6 @@ pub async fn preflight(plan: &Plan) -> Result<(), String> {
             80
         });
     let origin = base.origin();
-    let hint = "is the server running? The host comes from --host or `host:` in the scenario";
-    let timeout = plan.client.connect_timeout;
     let attempt = async {
         let addrs: Vec<_> = tokio::net::lookup_host((host, port))
             .await

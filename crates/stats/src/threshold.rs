@@ -267,7 +267,9 @@ impl fmt::Display for Threshold {
     }
 }
 
-fn parse_scope(s: &str) -> Scope {
+/// `GET /search` (one endpoint) or `/search` (every method of a name); shared with the
+/// comparison rules of `mynah compare`.
+pub(crate) fn parse_scope(s: &str) -> Scope {
     let mut parts = s.splitn(2, char::is_whitespace);
     let first = parts.next().unwrap_or_default();
     let rest = parts.next().map(str::trim).unwrap_or_default();

@@ -3,8 +3,8 @@
 
 use mynah_stats::FailureKind;
 
-use super::conn::{self, Target};
-use super::{h1, h1_failure, timeout_failure, Client, Failure};
+use super::conn::Target;
+use super::{h1, h1_failure, under_timer, Client, Failure};
 
 /// The response to a request sent with [`Client::send_wire`].
 #[derive(Debug)]
@@ -41,15 +41,12 @@ impl Client {
     ) -> Result<WireResponse, Failure> {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
-        let result = tokio::select! {
-            // The timer first: an endless response keeps the request future busy until tokio's
-            // cooperative budget runs out, after which nothing polled later in this task would
-            // run; polled first, the timer always sees its deadline (as tokio's own `timeout`
-            // arranges). The connection in use is owned by the dropped request future.
-            biased;
-            () = timer.as_mut() => Err(timeout_failure(limit)),
-            result = self.send_wire_inner(origin, wire, head_request, idempotent, keep) => result,
-        };
+        let result = under_timer(
+            &mut timer,
+            limit,
+            self.send_wire_inner(origin, wire, head_request, idempotent, keep),
+        )
+        .await;
         self.timer.sleep = Some(timer);
         result
     }
@@ -65,19 +62,7 @@ impl Client {
         let target = Target::of(origin)?;
         let mut retried = false;
         loop {
-            let mut reused = false;
-            let mut conn = None;
-            if let Some(i) = self.conns.iter().position(|c| c.is_for(&target)) {
-                let mut c = self.conns.swap_remove(i);
-                if c.ready().await {
-                    reused = true;
-                    conn = Some(c);
-                }
-            }
-            let mut conn = match conn {
-                Some(c) => c,
-                None => Box::pin(conn::connect(&self.shared, &target)).await?,
-            };
+            let (mut conn, reused) = self.take_conn(&target).await?;
             let Some(io) = conn.raw() else {
                 return Err(Failure::new(
                     FailureKind::Protocol,

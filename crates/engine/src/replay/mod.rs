@@ -798,21 +798,23 @@ impl Feeder {
     }
 
     fn hand_paced_new(&mut self, job: Job, key: u64) {
-        if self.lanes_open() >= self.options.concurrency {
-            return self.drop_job();
+        if let Some(lane) = self.new_lane_with(job) {
+            self.keyed.insert(key, lane);
         }
-        let lane = self.spawn_lane(LANE_QUEUE, Some(LANE_IDLE));
-        lane.pending.fetch_add(1, Ordering::AcqRel);
-        if lane.tx.try_send(job).is_err() {
-            lane.pending.fetch_sub(1, Ordering::AcqRel);
-            self.drop_job();
-        }
-        self.keyed.insert(key, lane);
     }
 
     fn hand_pool_new(&mut self, job: Job) {
+        if let Some(lane) = self.new_lane_with(job) {
+            self.pool.push(lane);
+        }
+    }
+
+    /// A new paced lane holding `job`, or `None` (the job counted as dropped) when the
+    /// connection cap is reached.
+    fn new_lane_with(&mut self, job: Job) -> Option<LaneHandle> {
         if self.lanes_open() >= self.options.concurrency {
-            return self.drop_job();
+            self.drop_job();
+            return None;
         }
         let lane = self.spawn_lane(LANE_QUEUE, Some(LANE_IDLE));
         lane.pending.fetch_add(1, Ordering::AcqRel);
@@ -820,7 +822,7 @@ impl Feeder {
             lane.pending.fetch_sub(1, Ordering::AcqRel);
             self.drop_job();
         }
-        self.pool.push(lane);
+        Some(lane)
     }
 
     /// Max speed: `concurrency` lanes; a recorded connection always maps to the same lane (its

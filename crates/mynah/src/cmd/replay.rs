@@ -119,7 +119,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         ..ClientConfig::default()
     };
     runtime
-        .block_on(reachable(&target, client.connect_timeout))
+        .block_on(mynah_engine::runner::reachable(
+            &target,
+            client.connect_timeout,
+            "is the target running? (--target)",
+        ))
         .map_err(|e| anyhow!("{e}"))?;
 
     let planned = planned(&scan, pace, &args);
@@ -537,46 +541,6 @@ fn write_dry_run(
     Ok(())
 }
 
-/// Whether the target accepts TCP connections, so an unreachable one is one clear error.
-async fn reachable(target: &BaseUrl, timeout: Duration) -> Result<(), String> {
-    let host = target.authority.host();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port =
-        target
-            .authority
-            .port_u16()
-            .unwrap_or(if target.scheme == http::uri::Scheme::HTTPS {
-                443
-            } else {
-                80
-            });
-    let origin = target.origin();
-    let attempt = async {
-        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
-        let mut last = format!("cannot resolve {host}");
-        for addr in addrs {
-            match tokio::net::TcpStream::connect(addr).await {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "cannot connect to the target {origin} ({e}): is it running? (--target)"
-        )),
-        Err(_) => Err(format!(
-            "cannot connect to the target {origin} (no answer within {}s)",
-            timeout.as_secs_f64()
-        )),
-    }
-}
-
 fn print_report(r: &ReplayReport) {
     let mut line = format!("Replay: {} sent", r.sent);
     if r.passes > 1 {
@@ -603,10 +567,14 @@ fn print_report(r: &ReplayReport) {
         );
     }
     if let Some(c) = &r.compare {
-        println!(
-            "  compare: {} of {} responses differ from the recording",
-            c.mismatched, c.compared
-        );
+        if c.compared == 0 {
+            println!("  compare: nothing compared (the recording holds no responses)");
+        } else {
+            println!(
+                "  compare: {} of {} responses differ from the recording",
+                c.mismatched, c.compared
+            );
+        }
         for e in c.endpoints.iter().filter(|e| e.mismatched > 0) {
             println!(
                 "    {} {}: {} of {} differ (status {}, header {}, body {})",

@@ -32,7 +32,7 @@ use std::fmt::{self, Write as _};
 use serde_json::{json, Map, Value};
 
 use super::html::escape_html;
-use crate::threshold::Scope;
+use crate::threshold::{parse_scope, Scope};
 
 /// One summary's figures for the total or an endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -769,24 +769,6 @@ fn scope_text(s: &Scope) -> String {
 }
 
 /// The scope syntax of thresholds: `METHOD NAME` when the first word is upper case, else a name.
-fn parse_scope(s: &str) -> Scope {
-    let mut parts = s.splitn(2, char::is_whitespace);
-    let first = parts.next().unwrap_or_default();
-    let rest = parts.next().map(str::trim).unwrap_or_default();
-    let is_method = !first.is_empty()
-        && first
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c == '_' || c == '-');
-    if is_method && !rest.is_empty() {
-        Scope::Endpoint {
-            method: first.to_string(),
-            name: rest.to_string(),
-        }
-    } else {
-        Scope::Name(s.to_string())
-    }
-}
-
 fn latency_ms(s: &str) -> Option<f64> {
     let number = |t: &str| {
         t.trim()
