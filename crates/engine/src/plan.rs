@@ -289,7 +289,7 @@ impl Plan {
             classes.push(ClassPlan {
                 name: class.name.clone(),
                 spawn: class.spawn,
-                wait_time: class.wait_time,
+                wait_time: class.wait_time.clone(),
                 on_start,
                 on_stop,
                 tasks,

@@ -170,7 +170,7 @@ impl User {
             let pause = match outcome {
                 Err(Abort::Fatal) => return,
                 Err(Abort::Broken) if class.wait_time.is_none() => Some(BROKEN_TASK_PAUSE),
-                _ => wait_duration(class.wait_time, started, &mut self.rng),
+                _ => wait_duration(class.wait_time.as_ref(), started, &mut self.rng),
             };
             if let Some(pause) = pause {
                 if !self.pause(pause).await {
@@ -542,19 +542,20 @@ pub(crate) fn static_url(
 
 /// The pause after a task, per Locust's `wait_time` meanings.
 fn wait_duration(
-    wait: Option<WaitTime>,
+    wait: Option<&WaitTime>,
     task_started: Instant,
     rng: &mut fastrand::Rng,
 ) -> Option<Duration> {
     let secs = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::ZERO);
     match wait? {
-        WaitTime::Between(a, b) => Some(secs(a + rng.f64() * (b - a))),
-        WaitTime::Constant(c) => Some(secs(c)),
-        WaitTime::ConstantPacing(p) => Some(secs(p).saturating_sub(task_started.elapsed())),
-        WaitTime::ConstantThroughput(t) if t > 0.0 => {
+        &WaitTime::Between(a, b) => Some(secs(a + rng.f64() * (b - a))),
+        &WaitTime::Constant(c) => Some(secs(c)),
+        &WaitTime::ConstantPacing(p) => Some(secs(p).saturating_sub(task_started.elapsed())),
+        &WaitTime::ConstantThroughput(t) if t > 0.0 => {
             Some(secs(1.0 / t).saturating_sub(task_started.elapsed()))
         }
         WaitTime::ConstantThroughput(_) => None,
+        w @ WaitTime::Quantiles(_) => w.quantile_at(rng.f64()).map(secs),
     }
 }
 
@@ -609,19 +610,35 @@ mod tests {
         let now = Instant::now();
         assert_eq!(wait_duration(None, now, &mut rng), None);
         assert_eq!(
-            wait_duration(Some(WaitTime::Constant(2.0)), now, &mut rng),
+            wait_duration(Some(&WaitTime::Constant(2.0)), now, &mut rng),
             Some(Duration::from_secs(2))
         );
         for _ in 0..100 {
-            let d = wait_duration(Some(WaitTime::Between(1.0, 3.0)), now, &mut rng).unwrap();
+            let d = wait_duration(Some(&WaitTime::Between(1.0, 3.0)), now, &mut rng).unwrap();
             assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(3));
         }
         let long_ago = Instant::now() - Duration::from_secs(10);
         assert_eq!(
-            wait_duration(Some(WaitTime::ConstantPacing(5.0)), long_ago, &mut rng),
+            wait_duration(Some(&WaitTime::ConstantPacing(5.0)), long_ago, &mut rng),
             Some(Duration::ZERO)
         );
-        let d = wait_duration(Some(WaitTime::ConstantThroughput(0.5)), now, &mut rng).unwrap();
+        let d = wait_duration(Some(&WaitTime::ConstantThroughput(0.5)), now, &mut rng).unwrap();
         assert!(d <= Duration::from_secs(2) && d > Duration::from_millis(1900));
+        // Quantiles: 90% of the pauses under 0.1 s, the rest up to 5 s.
+        let q = WaitTime::Quantiles(
+            [
+                0.0, 0.02, 0.04, 0.06, 0.08, 0.09, 0.09, 0.09, 0.09, 0.1, 5.0,
+            ]
+            .to_vec(),
+        );
+        let draws: Vec<Duration> = (0..10_000)
+            .map(|_| wait_duration(Some(&q), now, &mut rng).unwrap())
+            .collect();
+        let short = draws
+            .iter()
+            .filter(|d| **d <= Duration::from_millis(100))
+            .count();
+        assert!((8_800..=9_200).contains(&short), "{short}");
+        assert!(draws.iter().all(|d| *d <= Duration::from_secs(5)));
     }
 }

@@ -104,7 +104,7 @@ pub enum Spawn {
 }
 
 /// Pause between tasks, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitTime {
     /// Uniformly random between the two bounds.
@@ -115,6 +115,28 @@ pub enum WaitTime {
     ConstantPacing(f64),
     /// So that the user runs this many tasks per second.
     ConstantThroughput(f64),
+    /// Drawn from an empirical distribution given by evenly spaced quantiles (the first is the
+    /// minimum, the last the maximum): a uniform draw interpolated between neighbours. What
+    /// `mynah synth` writes, because recorded think times are far from uniform.
+    Quantiles(Vec<f64>),
+}
+
+/// Most values in a `quantiles` wait time.
+pub const MAX_WAIT_QUANTILES: usize = 1001;
+
+impl WaitTime {
+    /// A pause drawn from `Quantiles` for the uniform value `u` in `[0, 1)`; `None` for the
+    /// other kinds or no values.
+    pub fn quantile_at(&self, u: f64) -> Option<f64> {
+        let WaitTime::Quantiles(q) = self else {
+            return None;
+        };
+        let last = q.len().checked_sub(1)?;
+        let x = u.clamp(0.0, 1.0) * last as f64;
+        let i = (x.floor() as usize).min(last);
+        let j = (i + 1).min(last);
+        Some(q[i] + (q[j] - q[i]) * (x - i as f64))
+    }
 }
 
 /// A task: one request or a sequence of steps, picked by weight.

@@ -235,6 +235,32 @@ fn between_needs_ordered_bounds() {
 }
 
 #[test]
+fn quantile_wait_times() {
+    let ok = p(&format!(
+        "users:\n  - name: a\n    wait_time: {{ quantiles: [0, 0.5, 0.5, 2] }}\n{MINIMAL_TASK}"
+    ));
+    let w = ok.unwrap().users[0].wait_time.clone().unwrap();
+    assert_eq!(w, WaitTime::Quantiles(vec![0.0, 0.5, 0.5, 2.0]));
+    // Three equal segments: 0..0.5, 0.5..0.5, 0.5..2.
+    assert_eq!(w.quantile_at(0.0), Some(0.0));
+    assert_eq!(w.quantile_at(1.0 / 6.0), Some(0.25));
+    assert_eq!(w.quantile_at(0.5), Some(0.5));
+    assert_eq!(w.quantile_at(1.0), Some(2.0));
+    let bad = |list: &str| {
+        err(&format!(
+            "users:\n  - name: a\n    wait_time: {{ quantiles: {list} }}\n{MINIMAL_TASK}"
+        ))
+    };
+    assert!(
+        bad("[1]").contains("needs 2 to 1001 values"),
+        "{}",
+        bad("[1]")
+    );
+    assert!(bad("[2, 1]").contains("must not decrease"));
+    assert!(bad("[-1, 1]").contains("non-negative"));
+}
+
+#[test]
 fn load_must_be_one_kind() {
     let base = format!("users:\n  - name: a\n{MINIMAL_TASK}");
     let e = err(&format!(

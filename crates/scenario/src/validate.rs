@@ -140,7 +140,7 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
         (Some(0), None) => return err(loc, format!("{path}: `weight` must be at least 1")),
         (w, None) => Spawn::Weight(w.unwrap_or(1)),
     };
-    if let Some(w) = u.wait_time {
+    if let Some(w) = &u.wait_time {
         wait_time(w).map_err(|m| Invalid {
             loc: Some(loc),
             msg: format!("{path}.wait_time: {m}"),
@@ -167,9 +167,9 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
     })
 }
 
-fn wait_time(w: WaitTime) -> Result<(), String> {
+fn wait_time(w: &WaitTime) -> Result<(), String> {
     let ok = |x: f64| x.is_finite() && x >= 0.0;
-    match w {
+    match *w {
         WaitTime::Between(a, b) if !(ok(a) && ok(b)) => {
             Err("`between` bounds must be non-negative seconds".into())
         }
@@ -179,6 +179,19 @@ fn wait_time(w: WaitTime) -> Result<(), String> {
         }
         WaitTime::ConstantThroughput(n) if !(n.is_finite() && n > 0.0) => {
             Err("`constant_throughput` must be positive".into())
+        }
+        WaitTime::Quantiles(ref q) if q.len() < 2 || q.len() > crate::model::MAX_WAIT_QUANTILES => {
+            Err(format!(
+                "`quantiles` needs 2 to {} values (the minimum, evenly spaced quantiles, the maximum), not {}",
+                crate::model::MAX_WAIT_QUANTILES,
+                q.len()
+            ))
+        }
+        WaitTime::Quantiles(ref q) if !q.iter().all(|&x| ok(x)) => {
+            Err("`quantiles` values must be non-negative seconds".into())
+        }
+        WaitTime::Quantiles(ref q) if q.windows(2).any(|w| w[0] > w[1]) => {
+            Err("`quantiles` values must not decrease (they are quantiles, smallest first)".into())
         }
         _ => Ok(()),
     }

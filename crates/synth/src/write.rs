@@ -113,16 +113,115 @@ fn plan_tasks(c: &ClassModel) -> Vec<TaskPlan> {
 
 /// The wait time of a class from its think-time sample: `(min, max)` seconds, equal for a
 /// constant; `None` without a sample.
-fn wait_of(c: &ClassModel) -> Option<(f64, f64)> {
-    let lo = quantile(&c.think_times, 0.1)?;
-    let hi = quantile(&c.think_times, 0.9)?;
-    let r = |x: f64| (x.max(0.0) * 1000.0).round() / 1000.0;
-    let (lo, hi) = (r(lo), r(hi));
-    if hi - lo < 0.001 || hi <= lo * 1.05 {
-        let mid = r(quantile(&c.think_times, 0.5).unwrap_or(lo));
-        return Some((mid, mid));
+/// How long a class's users pause between tasks.
+#[derive(Debug, Clone, PartialEq)]
+enum Wait {
+    /// The recorded gaps barely vary.
+    Constant(f64),
+    /// The recorded gaps as 21 quantiles (p0, p5, ..., p100): think times are far from uniform
+    /// (many short gaps and a long tail), and a uniform `between` cannot follow them.
+    Quantiles(Vec<f64>),
+}
+
+impl Wait {
+    /// The mean pause.
+    fn mean(&self) -> f64 {
+        match self {
+            Wait::Constant(c) => *c,
+            // The distribution is piecewise uniform between neighbouring quantiles.
+            Wait::Quantiles(q) if q.len() >= 2 => {
+                q.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum::<f64>() / (q.len() - 1) as f64
+            }
+            Wait::Quantiles(q) => q.first().copied().unwrap_or(0.0),
+        }
     }
-    Some((lo, hi))
+
+    /// For the summary table: `0.5` or `0..1.2` (p0..p100).
+    fn short(&self) -> String {
+        match self {
+            Wait::Constant(c) => fmt_secs(*c),
+            Wait::Quantiles(q) => format!(
+                "{}..{}",
+                fmt_secs(q.first().copied().unwrap_or(0.0)),
+                fmt_secs(q.last().copied().unwrap_or(0.0))
+            ),
+        }
+    }
+}
+
+/// The share of a class's requests that are the second step of a two-step sequence.
+fn paired_share(plans: &[(TaskPlan, Vec<Req>)]) -> f64 {
+    let (tasks, requests) = plans.iter().fold((0u64, 0u64), |(t, r), (p, _)| {
+        (t + p.weight, r + p.weight * p.steps.len() as u64)
+    });
+    if requests == 0 {
+        0.0
+    } else {
+        1.0 - tasks as f64 / requests as f64
+    }
+}
+
+/// Quantiles written for a [`Wait::Quantiles`].
+const WAIT_QUANTILES: usize = 21;
+
+/// The pause between a class's tasks. `paired` is the share of the class's requests sent as the
+/// second step of a two-step sequence, right after the first: those gaps are (close to) zero
+/// in the run, so the pause is drawn from the rest of the recorded gaps, the longest
+/// `1 - paired` of them, and the whole run's gaps follow the recorded distribution.
+fn wait_of(c: &ClassModel, paired: f64) -> Option<Wait> {
+    let r = |x: f64| (x.max(0.0) * 1000.0).round() / 1000.0;
+    let paired = if paired.is_finite() {
+        paired.clamp(0.0, 0.9)
+    } else {
+        0.0
+    };
+    let qs: Vec<f64> = (0..WAIT_QUANTILES)
+        .map(|i| {
+            let p = paired + (1.0 - paired) * i as f64 / (WAIT_QUANTILES - 1) as f64;
+            quantile(&c.think_times, p).map(r)
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    let (lo, hi) = (qs.first().copied()?, qs.last().copied()?);
+    if hi - lo < 0.001 {
+        return Some(Wait::Constant(r(
+            quantile(&c.think_times, 0.5).unwrap_or(lo)
+        )));
+    }
+    Some(Wait::Quantiles(qs))
+}
+
+/// The response time assumed when sharing users out between classes (see [`class_weights`]).
+const ASSUMED_LATENCY_S: f64 = 0.005;
+
+/// Users per class (as weights summing to about 1,000) such that each class's share of the
+/// requests is the recorded one.
+///
+/// A recorded session ends; a mynah (or Locust) user runs tasks for ever. So a class's share of
+/// the *users* is not its share of the sessions: a class whose sessions are short but busy
+/// would be drowned by classes with fast-paced users. A user of class c sends `n` requests per
+/// task (1, or 2 for a pair) and then pauses `W` on average, so it sends about
+/// `n / (W + n * latency)` requests per second; users are shared in proportion to
+/// `requests_c / rate_c`. The response time is not known in advance and is taken as
+/// [`ASSUMED_LATENCY_S`]: the shares are exact when responses are fast next to think times.
+fn class_weights(classes: &[(&ClassModel, f64, Option<Wait>)]) -> Vec<u32> {
+    let need: Vec<f64> = classes
+        .iter()
+        .map(|(c, per_task, wait)| {
+            let n = per_task.max(1.0);
+            let w = wait.as_ref().map_or(0.0, Wait::mean);
+            c.requests as f64 * (w + n * ASSUMED_LATENCY_S) / n
+        })
+        .collect();
+    let total: f64 = need.iter().sum();
+    need.iter()
+        .map(|x| {
+            if total > 0.0 && x.is_finite() {
+                ((x / total * 1000.0).round() as u32).max(1)
+            } else {
+                1
+            }
+        })
+        .collect()
 }
 
 fn fmt_secs(x: f64) -> String {
@@ -534,6 +633,30 @@ impl Workload {
         })
     }
 
+    /// Each class's user weight (see [`class_weights`]), by class index.
+    fn user_weights(
+        &self,
+        feeds: &(HashMap<EndpointId, String>, HashMap<TaskId, String>),
+    ) -> Vec<u32> {
+        let rows: Vec<(&ClassModel, f64, Option<Wait>)> = self
+            .classes
+            .iter()
+            .map(|c| {
+                let plans = self.class_tasks(c, feeds);
+                let (tasks, requests) = plans.iter().fold((0u64, 0u64), |(t, r), (p, _)| {
+                    (t + p.weight, r + p.weight * p.steps.len() as u64)
+                });
+                let per_task = if tasks > 0 {
+                    requests as f64 / tasks as f64
+                } else {
+                    1.0
+                };
+                (c, per_task, wait_of(c, paired_share(&plans)))
+            })
+            .collect();
+        class_weights(&rows)
+    }
+
     /// The mynah scenario (YAML) that replays this workload with `mynah run`.
     ///
     /// Sequences: see the crate documentation; in short, strongly ordered pairs of endpoints
@@ -541,6 +664,7 @@ impl Workload {
     /// weighted so the endpoint mix of each class is the recorded one.
     pub fn scenario_yaml(&self, opts: &WriteOptions) -> String {
         let feeds = self.live_feeds();
+        let weights = self.user_weights(&feeds);
         let mut y = String::new();
         let total_requests: u64 = self.classes.iter().map(|c| c.requests).sum();
         let _ = writeln!(
@@ -549,9 +673,9 @@ impl Workload {
             self.exchanges, self.sessions
         );
         y.push_str("# User classes are groups of sessions (anonymous/authenticated, split by client kind when\n");
-        y.push_str(
-            "# that changes the endpoint mix); a class's weight is its share of the sessions.\n",
-        );
+        y.push_str("# that changes the endpoint mix). Users never end, unlike sessions: a class's weight is\n");
+        y.push_str("# the share of users that makes its share of the requests the recorded one, given its\n");
+        y.push_str("# requests per task and its mean think time (and 5 ms responses).\n");
         y.push_str("# Task weights are request counts: a request that followed another in at least 60% of\n");
         y.push_str("# cases is kept with it as a two-step `sequence`; the others are single-request tasks.\n");
         y.push_str(
@@ -603,7 +727,7 @@ impl Workload {
             }
         }
         y.push_str("users:\n");
-        for c in &self.classes {
+        for (ci, c) in self.classes.iter().enumerate() {
             let plans = self.class_tasks(c, &feeds);
             if plans.is_empty() {
                 continue;
@@ -624,13 +748,9 @@ impl Workload {
             if let Some(ua) = &c.user_agent {
                 let _ = writeln!(y, "    # most common User-Agent: {}", comment_safe(ua));
             }
-            let _ = writeln!(
-                y,
-                "    weight: {}",
-                ((c.share * 100.0).round() as u32).max(1)
-            );
-            match wait_of(c) {
-                Some((lo, hi)) => {
+            let _ = writeln!(y, "    weight: {}", weights.get(ci).copied().unwrap_or(1));
+            match wait_of(c, paired_share(&plans)) {
+                Some(wait) => {
                     let t = &c.think_times;
                     let _ = writeln!(
                         y,
@@ -641,15 +761,19 @@ impl Workload {
                         fmt_secs(quantile(t, 0.9).unwrap_or(0.0)),
                         fmt_secs(quantile(t, 1.0).unwrap_or(0.0)),
                     );
-                    if lo == hi {
-                        let _ = writeln!(y, "    wait_time: {{ constant: {} }}", fmt_secs(lo));
-                    } else {
-                        let _ = writeln!(
-                            y,
-                            "    wait_time: {{ between: [{}, {}] }}",
-                            fmt_secs(lo),
-                            fmt_secs(hi)
-                        );
+                    match wait {
+                        Wait::Constant(c) => {
+                            let _ = writeln!(y, "    wait_time: {{ constant: {} }}", fmt_secs(c));
+                        }
+                        Wait::Quantiles(qs) => {
+                            y.push_str("    # the recorded distribution, as p0, p5, ..., p100:\n");
+                            let list: Vec<String> = qs.iter().map(|x| fmt_secs(*x)).collect();
+                            let _ = writeln!(
+                                y,
+                                "    wait_time: {{ quantiles: [{}] }}",
+                                list.join(", ")
+                            );
+                        }
                     }
                 }
                 None => {
@@ -812,11 +936,12 @@ impl Workload {
         }
         let constant_of: HashMap<String, String> = feed_list.iter().cloned().collect();
         let mut body = String::new();
-        let mut used_between = false;
+        let weights = self.user_weights(&feeds);
+        let mut used_quantiles = false;
         let mut used_constant = false;
         let mut used_random = false;
         let mut used_json = false;
-        for c in &self.classes {
+        for (ci, c) in self.classes.iter().enumerate() {
             let plans = self.class_tasks(c, &feeds);
             if plans.is_empty() {
                 continue;
@@ -835,24 +960,21 @@ impl Workload {
             let _ = writeln!(
                 body,
                 "    weight = {}",
-                ((c.share * 100.0).round() as u32).max(1)
+                weights.get(ci).copied().unwrap_or(1)
             );
             if let Some(h) = &opts.host {
                 let _ = writeln!(body, "    host = {}", py(h));
             }
-            match wait_of(c) {
-                Some((lo, hi)) if lo == hi => {
+            match wait_of(c, paired_share(&plans)) {
+                Some(Wait::Constant(x)) => {
                     used_constant = true;
-                    let _ = writeln!(body, "    wait_time = constant({})", fmt_secs(lo));
+                    let _ = writeln!(body, "    wait_time = constant({})", fmt_secs(x));
                 }
-                Some((lo, hi)) => {
-                    used_between = true;
-                    let _ = writeln!(
-                        body,
-                        "    wait_time = between({}, {})",
-                        fmt_secs(lo),
-                        fmt_secs(hi)
-                    );
+                Some(Wait::Quantiles(qs)) => {
+                    used_quantiles = true;
+                    used_random = true;
+                    let list: Vec<String> = qs.iter().map(|x| fmt_secs(*x)).collect();
+                    let _ = writeln!(body, "    wait_time = quantile_wait([{}])", list.join(", "));
                 }
                 None => {
                     used_constant = true;
@@ -940,9 +1062,6 @@ impl Workload {
             head.push('\n');
         }
         let mut imports = vec!["HttpUser"];
-        if used_between {
-            imports.push("between");
-        }
         if used_constant {
             imports.push("constant");
         }
@@ -973,6 +1092,27 @@ impl Workload {
                     py(&format!("{feed}.csv"))
                 );
             }
+        }
+        if used_quantiles {
+            head.push_str("\n\ndef quantile_wait(quantiles):\n");
+            head.push_str("    \"\"\"A wait_time drawn from the recorded think times.\n\n");
+            head.push_str(
+                "    `quantiles` are evenly spaced (p0, p5, ..., p100); each pause picks a\n",
+            );
+            head.push_str(
+                "    uniform point and interpolates between the two neighbouring values\n",
+            );
+            head.push_str("    (mynah's `wait_time: { quantiles: [...] }`).\n");
+            head.push_str("    \"\"\"\n");
+            head.push_str("    last = len(quantiles) - 1\n\n");
+            head.push_str("    def wait(self):\n");
+            head.push_str("        x = random.random() * last\n");
+            head.push_str("        i = int(x)\n");
+            head.push_str("        j = min(i + 1, last)\n");
+            head.push_str(
+                "        return quantiles[i] + (quantiles[j] - quantiles[i]) * (x - i)\n\n",
+            );
+            head.push_str("    return wait\n");
         }
         head.push_str(&body);
         head
@@ -1008,17 +1148,16 @@ impl Workload {
         for ((_, n), l) in rows.iter().zip(&labels) {
             let _ = writeln!(s, "{:<w$}  {:>8}  {:>5.1}%", l, n, pct(*n, total));
         }
+        let feeds = self.live_feeds();
+        let weights = self.user_weights(&feeds);
         let _ = writeln!(
             s,
-            "\n{:<28}  {:>8}  {:>6}  {:>8}  {:<14}  login",
-            "class", "sessions", "weight", "requests", "wait (s)"
+            "\n{:<28}  {:>8}  {:>6}  {:>6}  {:>8}  {:<14}  login",
+            "class", "sessions", "share", "weight", "requests", "wait (s)"
         );
-        for c in &self.classes {
-            let wait = match wait_of(c) {
-                Some((a, b)) if a == b => fmt_secs(a),
-                Some((a, b)) => format!("{}..{}", fmt_secs(a), fmt_secs(b)),
-                None => "-".into(),
-            };
+        for (ci, c) in self.classes.iter().enumerate() {
+            let paired = paired_share(&self.class_tasks(c, &feeds));
+            let wait = wait_of(c, paired).map_or_else(|| "-".into(), |w| w.short());
             let login = match &c.login {
                 Some((e, LoginKind::Cookie(n))) => format!("{} (cookie {n})", self.task_label(*e)),
                 Some((e, LoginKind::Token(f))) => format!("{} (token {f})", self.task_label(*e)),
@@ -1026,10 +1165,11 @@ impl Workload {
             };
             let _ = writeln!(
                 s,
-                "{:<28}  {:>8}  {:>5.1}%  {:>8}  {:<14}  {}",
+                "{:<28}  {:>8}  {:>5.1}%  {:>6}  {:>8}  {:<14}  {}",
                 c.name,
                 c.sessions,
                 c.share * 100.0,
+                weights.get(ci).copied().unwrap_or(1),
                 c.requests,
                 wait,
                 login
