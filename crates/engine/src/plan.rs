@@ -130,6 +130,8 @@ pub struct ClassPlan {
     pub spawn: Spawn,
     /// Pause between tasks.
     pub wait_time: Option<WaitTime>,
+    /// Tasks per session (see [`mynah_scenario::UserClass::session_length`]).
+    pub session_length: Option<mynah_scenario::SessionLength>,
     /// Steps run once when a user starts.
     pub on_start: Vec<StepPlan>,
     /// Steps run once when a user stops.
@@ -290,6 +292,7 @@ impl Plan {
                 name: class.name.clone(),
                 spawn: class.spawn,
                 wait_time: class.wait_time.clone(),
+                session_length: class.session_length.clone(),
                 on_start,
                 on_stop,
                 tasks,

@@ -162,7 +162,18 @@ impl User {
         if let Err(Abort::Fatal) = self.run_steps(&class.on_start, Scope::User, None).await {
             return;
         }
+        let mut session_left = self.session_tasks(class);
         while !self.ctl.stopped() {
+            if session_left == Some(0) {
+                // The session is over: it ends like a user does, and a new one begins with a
+                // fresh cookie jar, connections and variables (feed rows stay: same user).
+                if let Err(Abort::Fatal) = self.new_session(class).await {
+                    return;
+                }
+                session_left = self.session_tasks(class);
+                continue;
+            }
+            session_left = session_left.map(|n| n.saturating_sub(1));
             let task = class.pick_task(&mut self.rng);
             let started = Instant::now();
             self.begin_iteration();
@@ -216,6 +227,26 @@ impl User {
         self.finish(&plan).await;
     }
 
+    /// Tasks of the next session, when the class has a session length.
+    fn session_tasks(&mut self, class: &crate::plan::ClassPlan) -> Option<u64> {
+        class
+            .session_length
+            .as_ref()
+            .map(|s| s.tasks_at(self.rng.f64()))
+    }
+
+    /// Ends the current session (`on_stop`) and starts a new one (`on_start`) with a new client.
+    async fn new_session(&mut self, class: &crate::plan::ClassPlan) -> Result<(), Abort> {
+        self.begin_iteration();
+        if let Err(Abort::Fatal) = self.run_steps(&class.on_stop, Scope::User, None).await {
+            return Err(Abort::Fatal);
+        }
+        self.client = Client::new(self.shared.client.clone());
+        self.vars.clear();
+        self.begin_iteration();
+        self.run_steps(&class.on_start, Scope::User, None).await
+    }
+
     async fn finish(&mut self, plan: &Plan) {
         let class = &plan.classes[self.class];
         self.begin_iteration();
@@ -224,9 +255,17 @@ impl User {
     }
 
     /// Sleeps unless asked to stop first; `false` when stopped.
+    ///
+    /// tokio's timer ticks every millisecond and rounds up, so even a zero sleep lasts about a
+    /// millisecond: pauses under half a tick are not slept at all (the task only yields), which
+    /// keeps the many near-zero think times of real sessions (a `quantiles` wait) near zero.
     async fn pause(&self, d: Duration) -> bool {
         if self.ctl.stopped() {
             return false;
+        }
+        if d < Duration::from_micros(500) {
+            tokio::task::yield_now().await;
+            return !self.ctl.stopped();
         }
         tokio::select! {
             _ = tokio::time::sleep(d) => {}

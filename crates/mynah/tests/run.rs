@@ -221,6 +221,51 @@ load: {{ users: 10, spawn_rate: 100, run_time: 2s }}
 }
 
 #[test]
+fn sessions_end_after_their_length_and_log_in_again() {
+    let app = app::start(AppConfig::default()).unwrap();
+    let dir = scratch("sessions");
+    std::fs::write(dir.join("accounts.csv"), "user,password\nuser1,pass1\n").unwrap();
+    // One user, three tasks per session: every third /private is followed by a new login
+    // (on_stop first), and the new token works (the old variables are gone).
+    let scenario = format!(
+        "host: {}
+data:
+  accounts: {{ csv: accounts.csv, mode: sequential }}
+users:
+  - name: member
+    wait_time: {{ constant: 0.02 }}
+    session_length: {{ constant: 3 }}
+    on_start:
+      - request: {{ method: POST, path: /login,
+                   json: {{ user: '{{{{ accounts.user }}}}', password: '{{{{ accounts.password }}}}' }} }}
+        extract: {{ token: {{ json: $.token }} }}
+    on_stop:
+      - request: {{ method: GET, path: /status/204 }}
+    tasks:
+      - request: {{ method: GET, path: /private, headers: {{ Authorization: 'Bearer {{{{ token }}}}' }} }}
+        checks: [ {{ status: 200 }} ]
+load: {{ users: 1, spawn_rate: 1, run_time: 2s }}
+",
+        app.url()
+    );
+    let o = run(&dir, &scenario, &[]);
+    assert_eq!(o.code, 0, "stderr: {}\nstdout: {}", o.stderr, o.stdout);
+    assert_eq!(failures(&o), 0, "{}", o.summary["failures"]);
+    let stats = app.stats();
+    let (logins, private, stops) = (
+        stats.route("login"),
+        stats.route("private"),
+        stats.route("status"),
+    );
+    assert!(private >= 12, "{stats:?}");
+    // Sessions of exactly 3 tasks: logins = ceil(private / 3); each session but the first
+    // began with the previous one's on_stop, and the user's own end runs on_stop once more.
+    assert_eq!(logins, private.div_ceil(3), "{stats:?}");
+    assert!(stops == logins || stops == logins - 1, "{stats:?}");
+    assert_eq!(stats.unauthorized, 0, "{stats:?}");
+}
+
+#[test]
 fn login_extracts_a_token_that_authorises_later_requests() {
     let app = app::start(AppConfig::default()).unwrap();
     let dir = scratch("login");

@@ -86,6 +86,10 @@ pub struct UserClass {
     pub spawn: Spawn,
     /// Pause between tasks; `None` means no pause.
     pub wait_time: Option<WaitTime>,
+    /// Tasks per session: after that many tasks the user ends its session (`on_stop`, then a
+    /// new cookie jar, connections and variables, then `on_start` again). `None`: one session
+    /// for the user's life, as in Locust.
+    pub session_length: Option<SessionLength>,
     /// Steps run once when a user starts.
     pub on_start: Vec<Step>,
     /// Steps run once when a user stops.
@@ -119,6 +123,34 @@ pub enum WaitTime {
     /// minimum, the last the maximum): a uniform draw interpolated between neighbours. What
     /// `mynah synth` writes, because recorded think times are far from uniform.
     Quantiles(Vec<f64>),
+}
+
+/// How many tasks a session of a user runs (`session_length`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionLength {
+    /// Always this many tasks.
+    Constant(f64),
+    /// Drawn like a `quantiles` wait time (evenly spaced quantiles, minimum first), rounded to
+    /// a whole number of tasks, at least 1.
+    Quantiles(Vec<f64>),
+}
+
+impl SessionLength {
+    /// The tasks of one session for the uniform value `u` in `[0, 1)`.
+    pub fn tasks_at(&self, u: f64) -> u64 {
+        let x = match self {
+            SessionLength::Constant(n) => *n,
+            SessionLength::Quantiles(q) => {
+                WaitTime::Quantiles(q.clone()).quantile_at(u).unwrap_or(1.0)
+            }
+        };
+        if x.is_finite() {
+            x.round().max(1.0) as u64
+        } else {
+            1
+        }
+    }
 }
 
 /// Most values in a `quantiles` wait time.

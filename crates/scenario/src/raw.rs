@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::model::{DataFeed, StatusRange, WaitTime};
+use crate::model::{DataFeed, SessionLength, StatusRange, WaitTime};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +52,7 @@ pub(crate) struct RawUser {
     pub weight: Option<u32>,
     pub fixed_count: Option<u32>,
     pub wait_time: Option<WaitTime>,
+    pub session_length: Option<SessionLength>,
     #[serde(default)]
     pub on_start: Vec<Spanned<RawStep>>,
     #[serde(default)]

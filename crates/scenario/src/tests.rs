@@ -261,6 +261,37 @@ fn quantile_wait_times() {
 }
 
 #[test]
+fn session_lengths() {
+    let ok = p(&format!(
+        "users:\n  - name: a\n    session_length: {{ quantiles: [1, 2, 10] }}\n{MINIMAL_TASK}"
+    ))
+    .unwrap();
+    let s = ok.users[0].session_length.clone().unwrap();
+    assert_eq!(s.tasks_at(0.0), 1);
+    assert_eq!(s.tasks_at(0.5), 2);
+    assert_eq!(s.tasks_at(1.0), 10);
+    let c = p(&format!(
+        "users:\n  - name: a\n    session_length: {{ constant: 3 }}\n{MINIMAL_TASK}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.users[0].session_length.as_ref().map(|s| s.tasks_at(0.3)),
+        Some(3)
+    );
+    let e = err(&format!(
+        "users:\n  - name: a\n    session_length: {{ constant: 0 }}\n{MINIMAL_TASK}"
+    ));
+    assert!(
+        e.contains("session_length: `constant` must be at least 1"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "users:\n  - name: a\n    session_length: {{ quantiles: [3, 1] }}\n{MINIMAL_TASK}"
+    ));
+    assert!(e.contains("must not decrease"), "{e}");
+}
+
+#[test]
 fn load_must_be_one_kind() {
     let base = format!("users:\n  - name: a\n{MINIMAL_TASK}");
     let e = err(&format!(

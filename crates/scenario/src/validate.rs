@@ -146,6 +146,12 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
             msg: format!("{path}.wait_time: {m}"),
         })?;
     }
+    if let Some(s) = &u.session_length {
+        session_length(s).map_err(|m| Invalid {
+            loc: Some(loc),
+            msg: format!("{path}.session_length: {m}"),
+        })?;
+    }
     if u.tasks.is_empty() {
         return err(loc, format!("{path}: at least one task is required"));
     }
@@ -161,10 +167,22 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
         name: u.name,
         spawn,
         wait_time: u.wait_time,
+        session_length: u.session_length,
         on_start,
         on_stop,
         tasks,
     })
+}
+
+fn session_length(s: &SessionLength) -> Result<(), String> {
+    match s {
+        SessionLength::Constant(n) if !(n.is_finite() && *n >= 1.0) => {
+            Err("`constant` must be at least 1 task".into())
+        }
+        SessionLength::Constant(_) => Ok(()),
+        SessionLength::Quantiles(q) => wait_time(&WaitTime::Quantiles(q.clone()))
+            .map_err(|e| e.replace("seconds", "task counts")),
+    }
 }
 
 fn wait_time(w: &WaitTime) -> Result<(), String> {

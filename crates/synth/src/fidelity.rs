@@ -186,6 +186,19 @@ fn session_key(ex: &Exchange) -> String {
             }
         }
     }
+    // A request that is given a session cookie (a login, a first visit) belongs to the session
+    // that cookie starts, not to the anonymous traffic before it.
+    if let Some(r) = &ex.response {
+        for v in r.headers.get_all("set-cookie") {
+            let text = String::from_utf8_lossy(v);
+            let first = text.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = first.split_once('=') {
+                if is_session_cookie(k.trim()) && !v.trim().is_empty() {
+                    return format!("c:{}={}", k.trim(), v.trim());
+                }
+            }
+        }
+    }
     if let Some(a) = h.get_str("authorization") {
         return format!("a:{a}");
     }
@@ -217,6 +230,16 @@ pub struct Fidelity {
     pub recorded_requests: u64,
     /// Requests in the other profile.
     pub other_requests: u64,
+    /// Think-time quantiles (p10, p25, p50, p75, p90) in seconds, recorded then other: where
+    /// the two distributions part, when the KS distance says they do.
+    pub think_time_quantiles: [[Option<f64>; 5]; 2],
+}
+
+/// The quantiles shown for think times.
+const THINK_QUANTILES: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+fn think_quantiles(values: &[f64]) -> [Option<f64>; 5] {
+    THINK_QUANTILES.map(|q| crate::sample::quantile(values, q))
 }
 
 /// Compares a recorded profile with another one.
@@ -234,6 +257,10 @@ pub fn compare(recorded: &Profile, other: &Profile) -> Fidelity {
         session_length_ks: ks(&recorded.lengths(), &other.lengths()),
         recorded_requests: recorded.requests,
         other_requests: other.requests,
+        think_time_quantiles: [
+            think_quantiles(recorded.think.items()),
+            think_quantiles(other.think.items()),
+        ],
     }
 }
 
@@ -260,6 +287,18 @@ impl Fidelity {
         for (name, stat, v) in self.rows() {
             let _ = writeln!(s, "{name:<16}  {stat:<5}  {v:>6.4}");
         }
+        let fmt = |qs: &[Option<f64>; 5]| {
+            qs.iter()
+                .map(|q| q.map_or_else(|| "-".to_string(), |v| format!("{v:.3}")))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let _ = writeln!(
+            s,
+            "think time p10 / p25 / p50 / p75 / p90 (s): recorded {}; other {}",
+            fmt(&self.think_time_quantiles[0]),
+            fmt(&self.think_time_quantiles[1])
+        );
         s
     }
 
@@ -275,6 +314,11 @@ impl Fidelity {
             "session_length_ks": self.session_length_ks,
             "recorded_requests": self.recorded_requests,
             "other_requests": self.other_requests,
+            "think_time_quantiles_s": {
+                "q": THINK_QUANTILES,
+                "recorded": self.think_time_quantiles[0],
+                "other": self.think_time_quantiles[1],
+            },
         })
     }
 }

@@ -149,6 +149,16 @@ impl Wait {
     }
 }
 
+/// Tasks per session as 21 quantiles: the recorded session lengths (requests) divided by the
+/// requests per task (2 for a pair). `None` without sessions.
+fn session_tasks(c: &ClassModel, paired: f64) -> Option<Vec<f64>> {
+    let per_task = 1.0 / (1.0 - paired.clamp(0.0, 0.9));
+    let r = |x: f64| ((x / per_task).max(1.0) * 10.0).round() / 10.0;
+    (0..WAIT_QUANTILES)
+        .map(|i| quantile(&c.session_lengths, i as f64 / (WAIT_QUANTILES - 1) as f64).map(r))
+        .collect()
+}
+
 /// The share of a class's requests that are the second step of a two-step sequence.
 fn paired_share(plans: &[(TaskPlan, Vec<Req>)]) -> f64 {
     let (tasks, requests) = plans.iter().fold((0u64, 0u64), |(t, r), (p, _)| {
@@ -779,6 +789,16 @@ impl Workload {
                 None => {
                     y.push_str("    # no think time observed (sessions of one request): no pause\n")
                 }
+            }
+            if let Some(tasks) = session_tasks(c, paired_share(&plans)) {
+                y.push_str("    # tasks per session (recorded session lengths, p0, p5, ..., p100): then the\n");
+                y.push_str("    # user logs in again with a new cookie jar, like a new visitor\n");
+                let list: Vec<String> = tasks.iter().map(|x| fmt_secs(*x)).collect();
+                let _ = writeln!(
+                    y,
+                    "    session_length: {{ quantiles: [{}] }}",
+                    list.join(", ")
+                );
             }
             if c.sessions_without_login > 0 {
                 let _ = writeln!(y, "    # {} sessions carried credentials from before the recording; they are sent without them", c.sessions_without_login);
