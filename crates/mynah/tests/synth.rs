@@ -753,6 +753,21 @@ fn the_locustfile_runs_under_real_locust() {
     };
     let dir = scratch("locust");
     synth_shop(&dir);
+    // Formatted cleanly: flake8 (installed beside Locust by .ci/run) has nothing to say.
+    let flake8 = locust.with_file_name("flake8");
+    if flake8.is_file() {
+        let o = bounded(
+            Command::new(&flake8).arg(dir.join("locustfile.py")),
+            Duration::from_secs(60),
+        );
+        let (out, err) = text(&o);
+        assert!(
+            o.status.success() && out.trim().is_empty(),
+            "flake8 on the generated locustfile:\n{out}{err}"
+        );
+    } else {
+        eprintln!("note: flake8 not found beside Locust: the locustfile's style is not checked");
+    }
     let server = Recorder::start();
     let o = bounded(
         Command::new(&locust).current_dir(&dir).args([

@@ -171,6 +171,71 @@ fn paired_share(plans: &[(TaskPlan, Vec<Req>)]) -> f64 {
     }
 }
 
+/// The locustfile's session support (mynah's `session_length`): Locust users live one
+/// session, so classes with recorded session lengths derive from this base, which starts a new
+/// visit (cookies cleared, `on_start` again) when a session has run its tasks.
+const LOCUST_SESSIONS: &str = r#"
+
+def session_tasks(quantiles):
+    """Draws the tasks of one session from the recorded session lengths."""
+    last = len(quantiles) - 1
+    x = random.random() * last
+    i = int(x)
+    j = min(i + 1, last)
+    n = quantiles[i] + (quantiles[j] - quantiles[i]) * (x - i)
+    return max(1, round(n))
+
+
+class RecordedSession(HttpUser):
+    """A user whose visits last as long as the recorded sessions.
+
+    When a session has run its tasks, the user starts a new visit: its
+    cookies are cleared and on_start (the login) runs again, like the
+    session_length of the mynah scenario.
+    """
+
+    abstract = True
+    session_length = [1]
+    tasks_left = 0
+
+    def on_start(self):
+        """Draws the length of the new session."""
+        self.tasks_left = session_tasks(self.session_length)
+
+    def count_task(self):
+        """Starts a new session when this one has run its tasks."""
+        if self.tasks_left <= 0:
+            self.on_stop()
+            self.client.cookies.clear()
+            self.on_start()
+        self.tasks_left -= 1
+"#;
+
+/// A Python list of numbers, wrapped to stay within PEP 8's 79 columns when it is indented
+/// by four spaces after `name = `.
+fn py_list(values: &[f64]) -> String {
+    let items: Vec<String> = values.iter().map(|x| fmt_secs(*x)).collect();
+    let one = format!("[{}]", items.join(", "));
+    if one.len() <= 50 {
+        return one;
+    }
+    let mut out = String::from("[\n");
+    let mut line = String::from("       ");
+    for it in &items {
+        if line.len() + it.len() + 2 > 79 {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = String::from("       ");
+        }
+        line.push(' ');
+        line.push_str(it);
+        line.push(',');
+    }
+    out.push_str(line.trim_end());
+    out.push_str("\n    ]");
+    out
+}
+
 /// Quantiles written for a [`Wait::Quantiles`].
 const WAIT_QUANTILES: usize = 21;
 
@@ -958,6 +1023,7 @@ impl Workload {
         let mut body = String::new();
         let weights = self.user_weights(&feeds);
         let mut used_quantiles = false;
+        let mut used_sessions = false;
         let mut used_constant = false;
         let mut used_random = false;
         let mut used_json = false;
@@ -967,7 +1033,14 @@ impl Workload {
                 continue;
             }
             body.push_str("\n\n");
-            let _ = writeln!(body, "class {}(HttpUser):", camel(&c.name));
+            let sessions = session_tasks(c, paired_share(&plans));
+            used_sessions |= sessions.is_some();
+            let base = if sessions.is_some() {
+                "RecordedSession"
+            } else {
+                "HttpUser"
+            };
+            let _ = writeln!(body, "class {}({base}):", camel(&c.name));
             let _ = writeln!(
                 body,
                 "    \"\"\"{}: {} sessions ({:.1}%), {} requests.\"\"\"",
@@ -993,18 +1066,24 @@ impl Workload {
                 Some(Wait::Quantiles(qs)) => {
                     used_quantiles = true;
                     used_random = true;
-                    let list: Vec<String> = qs.iter().map(|x| fmt_secs(*x)).collect();
-                    let _ = writeln!(body, "    wait_time = quantile_wait([{}])", list.join(", "));
+                    let _ = writeln!(body, "    wait_time = quantile_wait({})", py_list(&qs));
                 }
                 None => {
                     used_constant = true;
                     body.push_str("    wait_time = constant(0)\n");
                 }
             }
+            if let Some(tasks) = &sessions {
+                used_random = true;
+                let _ = writeln!(body, "    session_length = {}", py_list(tasks));
+            }
             if let Some((ep, kind)) = &c.login {
                 if let Some(req) = self.request(*ep, &feeds, true, false) {
                     body.push_str("\n    def on_start(self):\n");
                     body.push_str("        \"\"\"Logs in like the recorded sessions did.\"\"\"\n");
+                    if sessions.is_some() {
+                        body.push_str("        super().on_start()\n");
+                    }
                     used_random |= py_rows(&mut body, &req, &constant_of);
                     match kind {
                         LoginKind::Token(field) => {
@@ -1050,6 +1129,9 @@ impl Workload {
                     "        \"\"\"{}.\"\"\"",
                     comment_safe(&label).replace('"', "'").replace('\\', "/")
                 );
+                if sessions.is_some() {
+                    body.push_str("        self.count_task()\n");
+                }
                 for r in reqs {
                     used_random |= py_rows(&mut body, r, &constant_of);
                     py_call(&mut body, r, "");
@@ -1133,6 +1215,9 @@ impl Workload {
                 "        return quantiles[i] + (quantiles[j] - quantiles[i]) * (x - i)\n\n",
             );
             head.push_str("    return wait\n");
+        }
+        if used_sessions {
+            head.push_str(LOCUST_SESSIONS);
         }
         head.push_str(&body);
         head
