@@ -15,6 +15,7 @@ pub mod check;
 pub mod client;
 pub mod feed;
 pub mod plan;
+pub mod recorded;
 pub mod replay;
 pub mod runner;
 pub mod template;

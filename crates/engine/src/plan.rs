@@ -132,6 +132,8 @@ pub struct ClassPlan {
     pub wait_time: Option<WaitTime>,
     /// Tasks per session (see [`mynah_scenario::UserClass::session_length`]).
     pub session_length: Option<mynah_scenario::SessionLength>,
+    /// A `replay` class: its users play these recorded sessions instead of tasks.
+    pub recorded: Option<Arc<crate::recorded::RecordedSessions>>,
     /// Steps run once when a user starts.
     pub on_start: Vec<StepPlan>,
     /// Steps run once when a user stops.
@@ -239,6 +241,33 @@ impl Plan {
         let mut classes = Vec::new();
         for (ci, class) in scenario.users.iter().enumerate() {
             let what = format!("users[{ci}] ({})", class.name);
+            if let Some(r) = &class.replay {
+                if base.is_none() {
+                    return Err(plan_err(format!(
+                        "{what}: a `replay` class sends its recorded requests to the host: set `host:` in the scenario or pass --host"
+                    )));
+                }
+                let sessions = crate::recorded::RecordedSessions::load(
+                    &options.base_dir,
+                    &r.file,
+                    &r.session_key,
+                    r.pick,
+                    &mut endpoints,
+                )
+                .map_err(|e| plan_err(format!("{what}.{e}")))?;
+                classes.push(ClassPlan {
+                    name: class.name.clone(),
+                    spawn: class.spawn,
+                    wait_time: None,
+                    session_length: None,
+                    recorded: Some(Arc::new(sessions)),
+                    on_start: Vec::new(),
+                    on_stop: Vec::new(),
+                    tasks: Vec::new(),
+                    cumulative: Vec::new(),
+                });
+                continue;
+            }
             let mut ctx = Compiler {
                 feeds: &feeds,
                 endpoints: &mut endpoints,
@@ -293,6 +322,7 @@ impl Plan {
                 spawn: class.spawn,
                 wait_time: class.wait_time.clone(),
                 session_length: class.session_length.clone(),
+                recorded: None,
                 on_start,
                 on_stop,
                 tasks,

@@ -158,6 +158,17 @@ impl User {
     pub async fn run_closed(mut self) {
         let plan = self.shared.plan.clone();
         let class = &plan.classes[self.class];
+        if let Some(recorded) = &class.recorded {
+            while !self.ctl.stopped() {
+                // A session without a single response (the host is down) is not repeated at
+                // full speed.
+                if !self.play_session(recorded).await && !self.pause(BROKEN_TASK_PAUSE).await {
+                    break;
+                }
+            }
+            self.client.close();
+            return;
+        }
         self.begin_iteration();
         if let Err(Abort::Fatal) = self.run_steps(&class.on_start, Scope::User, None).await {
             return;
@@ -198,6 +209,26 @@ impl User {
     pub async fn run_open(mut self) {
         let plan = self.shared.plan.clone();
         let class = &plan.classes[self.class];
+        if let Some(recorded) = &class.recorded {
+            // Each iteration the runner hands over is one recorded session.
+            loop {
+                self.play_session(recorded).await;
+                if self.ctl.stopped() {
+                    break;
+                }
+                self.shared
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(self.ctl.clone());
+                self.ctl.wake.notified().await;
+                if self.ctl.stopped() {
+                    break;
+                }
+            }
+            self.client.close();
+            return;
+        }
         self.begin_iteration();
         if let Err(Abort::Fatal) = self.run_steps(&class.on_start, Scope::User, None).await {
             return;
@@ -225,6 +256,91 @@ impl User {
             scheduled = Some(self.shared.clock.start + Duration::from_nanos(at));
         }
         self.finish(&plan).await;
+    }
+
+    /// A `replay` class: plays one recorded session with a new client (fresh connections and
+    /// cookies) and a new session map: its requests as recorded (masked), after their recorded
+    /// pauses, with the values the server issued in the recording replaced by the ones the
+    /// target issues now.
+    ///
+    /// Returns whether any request got a response.
+    async fn play_session(&mut self, recorded: &crate::recorded::RecordedSessions) -> bool {
+        let plan = self.shared.plan.clone();
+        let Some(base) = &plan.base else {
+            return false;
+        };
+        let Ok(origin) = format!("{}://{}/", base.scheme, base.authority).parse::<http::Uri>()
+        else {
+            return false;
+        };
+        let dest = crate::replay::wire::Destination {
+            origin,
+            authority: base.authority.as_str().to_string(),
+            prefix: base.prefix.clone(),
+            keep_host: false,
+        };
+        let steps = recorded.pick(&mut self.rng);
+        self.client = Client::new(self.shared.client.clone());
+        let map = crate::replay::session::SessionMap::new(10_000);
+        let mut wire = Vec::new();
+        let mut answered = false;
+        for step in steps {
+            if self.ctl.stopped() {
+                return answered;
+            }
+            if !step.gap.is_zero() && !self.pause(step.gap).await {
+                return answered;
+            }
+            let mut request = step.request.clone();
+            map.apply(&mut request);
+            wire.clear();
+            crate::replay::wire::serialize(&request, &dest, &mut wire);
+            let method = request.method.to_ascii_uppercase();
+            let head = method == "HEAD";
+            let idempotent = matches!(
+                method.as_str(),
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            );
+            let keep = if step.recorded.is_some() { 1 << 20 } else { 0 };
+            let started = Instant::now();
+            let result = self
+                .client
+                .send_wire(&dest.origin, &wire, head, idempotent, keep)
+                .await;
+            let ended = Instant::now();
+            let at = self.shared.clock.offset(ended);
+            let latency_us = ended.saturating_duration_since(started).as_micros() as u64;
+            let sample = match result {
+                Ok(response) => {
+                    answered = true;
+                    let recorded_status = step.recorded.as_ref().map(|r| r.status);
+                    let failure = (response.status >= 400
+                        && recorded_status != Some(response.status))
+                    .then(|| {
+                        Box::new((FailureKind::Status, format!("status {}", response.status)))
+                    });
+                    if let Some(r) = &step.recorded {
+                        map.learn(r, &crate::replay::to_traffic(&response));
+                    }
+                    Sample {
+                        endpoint: step.endpoint,
+                        at,
+                        latency_us: Some(latency_us),
+                        bytes: response.bytes_received,
+                        failure,
+                    }
+                }
+                Err(f) => Sample {
+                    endpoint: step.endpoint,
+                    at,
+                    latency_us: (f.kind != FailureKind::Connect).then_some(latency_us),
+                    bytes: 0,
+                    failure: Some(Box::new((f.kind, f.message))),
+                },
+            };
+            self.shared.sink.push(self.shard, sample);
+        }
+        answered
     }
 
     /// Tasks of the next session, when the class has a session length.

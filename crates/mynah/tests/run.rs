@@ -221,6 +221,86 @@ load: {{ users: 10, spawn_rate: 100, run_time: 2s }}
 }
 
 #[test]
+fn recorded_sessions_play_as_users_with_their_logins_mapped() {
+    use mynah_testkit::record::{at, post_json, request};
+    // Record three login sessions (token and cookie) against one app...
+    let recorded_on = app::start(AppConfig::default()).unwrap();
+    let ms = Duration::from_millis;
+    let plan: Vec<_> = (1..=3u64)
+        .map(|u| {
+            vec![
+                at(
+                    ms(u * 10),
+                    post_json(
+                        "/login",
+                        &format!(r#"{{"user":"user{u}","password":"pass{u}"}}"#),
+                    ),
+                ),
+                at(
+                    ms(u * 10 + 50),
+                    request(
+                        "GET",
+                        "/private",
+                        &[("Authorization", "Bearer {{json:token}}")],
+                        "",
+                    ),
+                ),
+                at(
+                    ms(u * 10 + 100),
+                    request(
+                        "GET",
+                        "/account",
+                        &[("Cookie", "session={{cookie:session}}")],
+                        "",
+                    ),
+                ),
+            ]
+        })
+        .collect();
+    let exchanges = mynah_testkit::record::record(recorded_on.addr, plan).unwrap();
+    let dir = scratch("recorded-users");
+    // .gor: no connection identity, so sessions come from the cookies and tokens alone.
+    mynah_testkit::record::write(&dir.join("sessions.gor"), &exchanges).unwrap();
+    drop(recorded_on);
+    // ...and play them as users against another, whose tokens and cookies differ: only the
+    // session mapping makes /private and /account answer 200. A scripted class runs beside.
+    let app = app::start(AppConfig::default()).unwrap();
+    let scenario = format!(
+        "host: {}
+users:
+  - name: recorded
+    weight: 3
+    replay: {{ file: sessions.gor, session_key: auto, pick: sequential }}
+  - name: scripted
+    weight: 1
+    wait_time: {{ constant: 0.1 }}
+    tasks:
+      - request: {{ method: GET, path: / }}
+load: {{ users: 4, spawn_rate: 100, run_time: 2s }}
+",
+        app.url()
+    );
+    let o = run(&dir, &scenario, &[]);
+    assert_eq!(o.code, 0, "stderr: {}\nstdout: {}", o.stderr, o.stdout);
+    assert_eq!(failures(&o), 0, "{}", o.summary["failures"]);
+    let stats = app.stats();
+    assert_eq!(stats.unauthorized, 0, "{stats:?}");
+    let (logins, private, account) = (
+        stats.route("login"),
+        stats.route("private"),
+        stats.route("account"),
+    );
+    // 3 users play sessions back to back (login, private, account after recorded pauses).
+    assert!(logins >= 6, "{stats:?}");
+    assert!(private + 3 >= logins && account + 3 >= logins, "{stats:?}");
+    assert!(stats.route("home") >= 5, "{stats:?}");
+    assert_eq!(
+        endpoint(&o, "GET", "/private")["requests"].as_u64(),
+        Some(private)
+    );
+}
+
+#[test]
 fn sessions_end_after_their_length_and_log_in_again() {
     let app = app::start(AppConfig::default()).unwrap();
     let dir = scratch("sessions");

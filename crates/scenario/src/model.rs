@@ -90,6 +90,9 @@ pub struct UserClass {
     /// new cookie jar, connections and variables, then `on_start` again). `None`: one session
     /// for the user's life, as in Locust.
     pub session_length: Option<SessionLength>,
+    /// Users of the class play recorded sessions instead of tasks (`tasks`, `on_start`,
+    /// `on_stop`, `wait_time` and `session_length` are then empty).
+    pub replay: Option<ReplayClass>,
     /// Steps run once when a user starts.
     pub on_start: Vec<Step>,
     /// Steps run once when a user stops.
@@ -123,6 +126,27 @@ pub enum WaitTime {
     /// minimum, the last the maximum): a uniform draw interpolated between neighbours. What
     /// `mynah synth` writes, because recorded think times are far from uniform.
     Quantiles(Vec<f64>),
+}
+
+/// A class whose users play recorded sessions (`replay: { file, session_key, pick }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayClass {
+    /// The recording, relative to the scenario file (any format mynah reads).
+    pub file: String,
+    /// How sessions are told apart: `auto`, `cookie:NAME`, `header:NAME` or `client-ip`.
+    pub session_key: String,
+    /// Which session a user plays next.
+    pub pick: Pick,
+}
+
+/// Which recorded session a user plays next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pick {
+    /// Any, at random.
+    #[default]
+    Random,
+    /// Each in turn, in recorded order, shared by the class's users.
+    Sequential,
 }
 
 /// How many tasks a session of a user runs (`session_length`).

@@ -53,12 +53,21 @@ pub(crate) struct RawUser {
     pub fixed_count: Option<u32>,
     pub wait_time: Option<WaitTime>,
     pub session_length: Option<SessionLength>,
+    pub replay: Option<Spanned<RawReplay>>,
     #[serde(default)]
     pub on_start: Vec<Spanned<RawStep>>,
     #[serde(default)]
     pub on_stop: Vec<Spanned<RawStep>>,
     #[serde(default)]
     pub tasks: Vec<Spanned<RawTask>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplay {
+    pub file: String,
+    pub session_key: Option<String>,
+    pub pick: Option<String>,
 }
 
 #[derive(Deserialize)]

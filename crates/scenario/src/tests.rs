@@ -261,6 +261,28 @@ fn quantile_wait_times() {
 }
 
 #[test]
+fn replay_classes() {
+    let ok = p("users:\n  - name: r\n    replay: { file: t.gor, pick: sequential }\n").unwrap();
+    assert_eq!(
+        ok.users[0].replay,
+        Some(ReplayClass {
+            file: "t.gor".into(),
+            session_key: "auto".into(),
+            pick: Pick::Sequential,
+        })
+    );
+    assert!(ok.users[0].tasks.is_empty());
+    let e = err(&format!(
+        "users:\n  - name: r\n    replay: {{ file: t.gor }}\n{MINIMAL_TASK}"
+    ));
+    assert!(e.contains("remove its `tasks`"), "{e}");
+    let e = err("users:\n  - name: r\n    replay: { file: t.gor, pick: shuffle }\n");
+    assert!(e.contains("is not `random` or `sequential`"), "{e}");
+    let e = err("users:\n  - name: r\n");
+    assert!(e.contains("at least one task is required"), "{e}");
+}
+
+#[test]
 fn session_lengths() {
     let ok = p(&format!(
         "users:\n  - name: a\n    session_length: {{ quantiles: [1, 2, 10] }}\n{MINIMAL_TASK}"

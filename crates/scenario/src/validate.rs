@@ -152,8 +152,44 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
             msg: format!("{path}.session_length: {m}"),
         })?;
     }
-    if u.tasks.is_empty() {
-        return err(loc, format!("{path}: at least one task is required"));
+    let replay = match u.replay {
+        None => None,
+        Some(r) => {
+            let rloc = r.referenced;
+            let r = r.value;
+            if !u.tasks.is_empty()
+                || !u.on_start.is_empty()
+                || !u.on_stop.is_empty()
+                || u.wait_time.is_some()
+                || u.session_length.is_some()
+            {
+                return err(
+                    rloc,
+                    format!("{path}: a `replay` class plays recorded sessions: remove its `tasks`, `on_start`, `on_stop`, `wait_time` and `session_length` (they come from the recording)"),
+                );
+            }
+            if r.file.trim().is_empty() {
+                return err(rloc, format!("{path}.replay: `file` names the recording"));
+            }
+            let pick = match r.pick.as_deref().map(str::trim) {
+                None | Some("random") => Pick::Random,
+                Some("sequential") => Pick::Sequential,
+                Some(other) => {
+                    return err(
+                        rloc,
+                        format!("{path}.replay.pick: {other:?} is not `random` or `sequential`"),
+                    )
+                }
+            };
+            Some(ReplayClass {
+                file: r.file,
+                session_key: r.session_key.unwrap_or_else(|| "auto".into()),
+                pick,
+            })
+        }
+    };
+    if u.tasks.is_empty() && replay.is_none() {
+        return err(loc, format!("{path}: at least one task is required (or `replay: {{ file: ... }}` to play recorded sessions)"));
     }
     let mut scope = global.clone();
     let on_start = steps(u.on_start, &format!("{path}.on_start"), &mut scope)?;
@@ -168,6 +204,7 @@ fn user_class(raw: Spanned<RawUser>, path: &str, global: &Scope) -> R<UserClass>
         spawn,
         wait_time: u.wait_time,
         session_length: u.session_length,
+        replay,
         on_start,
         on_stop,
         tasks,

@@ -22,7 +22,7 @@
 
 pub mod compare;
 pub mod session;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -992,7 +992,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Whether a recorded response may carry a session value worth learning (so it is kept).
-fn may_issue_session(response: Option<&mynah_traffic::Response>) -> bool {
+pub(crate) fn may_issue_session(response: Option<&mynah_traffic::Response>) -> bool {
     let Some(r) = response else { return false };
     r.headers.iter().any(|h| {
         let n = h.name.to_ascii_lowercase();
@@ -1200,7 +1200,7 @@ impl Lane {
 
 /// The replayed response in the traffic model, for the session map and the comparer: body
 /// de-chunked (so no Transfer-Encoding) but still content-coded, as `BodyForm::Wire` says.
-fn to_traffic(r: &client::WireResponse) -> mynah_traffic::Response {
+pub(crate) fn to_traffic(r: &client::WireResponse) -> mynah_traffic::Response {
     let mut headers = Headers::new();
     for (name, value) in &r.headers {
         if name == http::header::TRANSFER_ENCODING {
