@@ -214,7 +214,16 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> RunOutcome {
     let clock = Clock::new();
-    let client = match client::Shared::new(plan.client.clone()) {
+    // `replay` classes send recorded HTTP/1.x heads as they are: their client offers only
+    // HTTP/1.1 over TLS (see `Shared::new_http1`), with no redirects followed and no HTTP/2.
+    let recorded_config = client::ClientConfig {
+        follow_redirects: false,
+        http2_prior_knowledge: false,
+        ..plan.client.clone()
+    };
+    let clients = client::Shared::new(plan.client.clone())
+        .and_then(|c| Ok((c, client::Shared::new_http1(recorded_config)?)));
+    let (client, recorded_client) = match clients {
         Ok(c) => c,
         Err(e) => {
             return RunOutcome {
@@ -229,6 +238,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         plan: plan.clone(),
         client,
+        recorded_client,
         sink: Sink::new(threads * 4),
         clock,
         fatal: Mutex::new(None),

@@ -24,6 +24,8 @@ const BROKEN_TASK_PAUSE: Duration = Duration::from_secs(1);
 pub(crate) struct Shared {
     pub plan: Arc<Plan>,
     pub client: Arc<client::Shared>,
+    /// The client of `replay` classes: HTTP/1.1 only, no redirects followed.
+    pub recorded_client: Arc<client::Shared>,
     pub sink: Sink,
     pub clock: Clock,
     /// A run-stopping error (a `unique` data feed ran out); the first one wins.
@@ -280,7 +282,7 @@ impl User {
             keep_host: false,
         };
         let steps = recorded.pick(&mut self.rng);
-        self.client = Client::new(self.shared.client.clone());
+        self.client = Client::new(self.shared.recorded_client.clone());
         let map = crate::replay::session::SessionMap::new(10_000);
         let mut wire = Vec::new();
         let mut answered = false;
