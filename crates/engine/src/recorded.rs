@@ -195,12 +195,7 @@ impl Splitter {
 
     fn add(&mut self, ex: Exchange, endpoint: u32) {
         let ts = ex.timing.request_start;
-        let end = ex
-            .timing
-            .response_end
-            .or(ex.timing.response_start)
-            .unwrap_or(ts)
-            .max(ts);
+        let end = ex.timing.ended();
         let mut keys = self.keys(&ex);
         // What the response issues (a session cookie, a token) names this session from now on,
         // so the requests that carry it join the login that got it.

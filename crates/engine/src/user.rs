@@ -215,16 +215,7 @@ impl User {
             // Each iteration the runner hands over is one recorded session.
             loop {
                 self.play_session(recorded).await;
-                if self.ctl.stopped() {
-                    break;
-                }
-                self.shared
-                    .idle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(self.ctl.clone());
-                self.ctl.wake.notified().await;
-                if self.ctl.stopped() {
+                if self.ctl.stopped() || self.next_iteration().await.is_none() {
                     break;
                 }
             }
@@ -245,17 +236,10 @@ impl User {
             if self.ctl.stopped() {
                 break;
             }
-            self.shared
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(self.ctl.clone());
-            self.ctl.wake.notified().await;
-            if self.ctl.stopped() {
-                break;
+            match self.next_iteration().await {
+                Some(at) => scheduled = Some(at),
+                None => break,
             }
-            let at = self.ctl.next.load(Ordering::Acquire);
-            scheduled = Some(self.shared.clock.start + Duration::from_nanos(at));
         }
         self.finish(&plan).await;
     }
@@ -363,6 +347,22 @@ impl User {
         self.vars.clear();
         self.begin_iteration();
         self.run_steps(&class.on_start, Scope::User, None).await
+    }
+
+    /// Open model: waits idle for the runner to hand over an iteration; its scheduled start,
+    /// or `None` when the user is stopped instead.
+    async fn next_iteration(&self) -> Option<Instant> {
+        self.shared
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.ctl.clone());
+        self.ctl.wake.notified().await;
+        if self.ctl.stopped() {
+            return None;
+        }
+        let at = self.ctl.next.load(Ordering::Acquire);
+        Some(self.shared.clock.start + Duration::from_nanos(at))
     }
 
     async fn finish(&mut self, plan: &Plan) {

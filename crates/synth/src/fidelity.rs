@@ -114,12 +114,7 @@ impl Profile {
         // Sessions.
         let key = session_key(ex);
         let ts = ex.timing.request_start;
-        let end = ex
-            .timing
-            .response_end
-            .or(ex.timing.response_start)
-            .unwrap_or(ts)
-            .max(ts);
+        let end = ex.timing.ended();
         match self.open.get_mut(&key) {
             Some(o) if ts.saturating_sub(o.last_ts) <= IDLE => {
                 self.think

@@ -847,12 +847,7 @@ impl WorkloadBuilder {
         }
         s.events.push(Event { task, gap, creds });
         s.last_ts = ts;
-        s.last_end = ex
-            .timing
-            .response_end
-            .or(ex.timing.response_start)
-            .unwrap_or(ts)
-            .max(ts);
+        s.last_end = ex.timing.ended();
         // What the response issues.
         if let Some(resp) = &ex.response {
             let login_path = is_login_path(ex.request.path());

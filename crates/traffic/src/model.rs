@@ -293,6 +293,16 @@ impl Timing {
         }
     }
 
+    /// When the exchange was last seen: the response's last (or first) byte, else the
+    /// request's start; never before the request's start. Think times run from here to the
+    /// session's next request.
+    pub fn ended(&self) -> Nanos {
+        self.response_end
+            .or(self.response_start)
+            .unwrap_or(self.request_start)
+            .max(self.request_start)
+    }
+
     /// From the request's first byte to the response's last (or first) byte, if known.
     pub fn duration(&self) -> Option<Nanos> {
         self.response_end
