@@ -376,8 +376,8 @@ pub async fn replay(
     // The feeder is done; lanes finish what they hold. After an interruption, the duration at
     // max speed, or an error, they get the stop timeout; after the recording's natural end
     // every request handed out is still due, and each is bounded by the request timeout.
-    // Paced requests handed out before the end are due before it (within the lookahead), so
-    // a paced replay cut by its duration still sends them; at max speed the queues are cut.
+    // Paced requests are handed out when due, so those handed out before the end of the
+    // duration still go out; at max speed the queues hold requests past it, and are cut.
     let stop_now = interrupted || end.fatal.is_some() || end.cut && !shared.paced;
     if stop_now {
         shared.stop.store(true, Ordering::Release);
