@@ -6,8 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// mynah: load tests that look like production.
 ///
-/// Capture real HTTP traffic (pcap/pcapng, HAR, GoReplay .gor), inspect and convert it, and run
-/// scripted load from a scenario file, or replay the traffic against a test host.
+/// Read real HTTP traffic (pcap/pcapng, HAR, GoReplay .gor), inspect and convert it, replay it
+/// against a test host, learn a scenario from it, run scenarios at any load, and compare runs.
 #[derive(Debug, Parser)]
 #[command(name = "mynah", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
