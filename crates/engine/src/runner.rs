@@ -41,6 +41,9 @@ pub struct Progress {
     pub stage: Option<(usize, usize)>,
     /// The run is past its end and waiting for in-flight tasks.
     pub stopping: bool,
+    /// What `users` counts, for display: `None` for virtual users, `Some("connections")` for a
+    /// replay.
+    pub unit: Option<&'static str>,
 }
 
 /// Receives the statistics while a run goes on (the live terminal view, a dashboard).
@@ -459,6 +462,7 @@ impl Collector {
             dropped: live.dropped.load(Ordering::Relaxed),
             stage: (stages > 1).then(|| (live.stage.load(Ordering::Relaxed) as usize, stages)),
             stopping,
+            unit: None,
         }
     }
 }

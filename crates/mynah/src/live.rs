@@ -109,8 +109,9 @@ fn users(p: &Progress) -> String {
 pub fn render_line(stats: &RunStats, progress: &Progress, recent_rps: f64) -> String {
     let t = stats.total();
     let mut line = format!(
-        "[{:>4}s] users {}  rps {}  fail {}  p50 {} p95 {} p99 {}  reqs {}",
+        "[{:>4}s] {} {}  rps {}  fail {}  p50 {} p95 {} p99 {}  reqs {}",
         progress.elapsed.as_secs(),
+        progress.unit.unwrap_or("users"),
         users(progress),
         fmt_rate(recent_rps),
         fmt_pct(t.failures(), t.requests()),
@@ -167,7 +168,8 @@ pub fn render_block(
     let mut lines = vec![progress_line(progress, run_name)];
 
     let mut l = format!(
-        "users {}  rps {}  fail {} ({}/{})  reqs {}",
+        "{} {}  rps {}  fail {} ({}/{})  reqs {}",
+        progress.unit.unwrap_or("users"),
         users(progress),
         fmt_rate(recent_rps),
         fmt_pct(t.failures(), t.requests()),

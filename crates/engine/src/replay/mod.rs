@@ -1274,6 +1274,7 @@ impl Collector {
             dropped: shared.dropped.load(Ordering::Relaxed),
             stage: None,
             stopping,
+            unit: Some("connections"),
         }
     }
 }

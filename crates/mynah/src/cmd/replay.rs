@@ -13,7 +13,7 @@ use mynah_engine::plan::BaseUrl;
 use mynah_engine::replay::{self, Pace, ReplayOptions, ReplayOutcome, ReplayReport};
 use mynah_stats::report::html::ReportMeta;
 use mynah_stats::report::summary_json;
-use mynah_stats::report::table::final_table;
+use mynah_stats::report::table::final_table_of;
 use mynah_stats::{Threshold, ThresholdResult};
 use mynah_traffic::{
     Exchange, ExchangeReader, Merge, Pipeline, PipelineOptions, PipelineReport, ReadError,
@@ -160,7 +160,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         fatal,
         report,
     } = outcome;
-    println!("{}", final_table(&stats, connections_max));
+    println!("{}", final_table_of(&stats, connections_max, "connections"));
     print_report(&report);
     let results: Vec<ThresholdResult> = thresholds.iter().map(|t| t.evaluate(&stats)).collect();
     print_thresholds(&results);

@@ -130,6 +130,11 @@ fn row(stats: &RunStats, typ: &str, name: &str, e: &EndpointStats) -> Vec<String
 /// then the failures grouped by (method, name, kind, message), most frequent first, then the
 /// dropped iterations if there were any. Times are milliseconds.
 pub fn final_table(stats: &RunStats, users_max: u64) -> String {
+    final_table_of(stats, users_max, "users")
+}
+
+/// [`final_table`] with the peak counted in `unit` (`connections` for a replay).
+pub fn final_table_of(stats: &RunStats, users_max: u64, unit: &str) -> String {
     const HEADER: [&str; 12] = [
         "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Max", "Med", "p90", "p95", "p99",
         "req/s",
@@ -150,7 +155,7 @@ pub fn final_table(stats: &RunStats, users_max: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Response times in ms; {:.1} s, {} users max.",
+        "Response times in ms; {:.1} s, {} {unit} max.",
         stats.duration_s(),
         users_max
     );
