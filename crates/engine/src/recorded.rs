@@ -284,3 +284,127 @@ fn issued_keys(r: &Response) -> Vec<String> {
     }
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mynah_traffic::{BodyForm, Headers, Timing, Version};
+
+    fn exchange(
+        ms: i64,
+        target: &str,
+        headers: &[(&str, &str)],
+        issued: &[(&str, &str)],
+    ) -> Exchange {
+        let mut h = Headers::new();
+        for (n, v) in headers {
+            h.push(*n, v.as_bytes().to_vec());
+        }
+        let mut rh = Headers::new();
+        for (n, v) in issued {
+            rh.push(*n, v.as_bytes().to_vec());
+        }
+        let body = if rh.get_str("content-type").is_some() {
+            br#"{"token":"T-1234567890"}"#.to_vec()
+        } else {
+            Vec::new()
+        };
+        Exchange {
+            request: Request {
+                method: "GET".into(),
+                target: target.into(),
+                version: Version::Http11,
+                headers: h,
+                body: Vec::new(),
+                body_form: BodyForm::Wire,
+            },
+            response: Some(Response {
+                status: 200,
+                headers: rh,
+                body,
+                ..Default::default()
+            }),
+            timing: Timing {
+                request_start: ms * 1_000_000,
+                response_end: Some(ms * 1_000_000 + 5_000_000),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn logins_start_sessions_and_their_credentials_join_them() {
+        let mut s = Splitter::new(SessionKey::Auto);
+        // Two anonymous clients with the same (absent) User-Agent log in one after the other;
+        // one gets a cookie, the other a token. Their later requests must not merge.
+        s.add(exchange(0, "/", &[], &[]), 0);
+        s.add(
+            exchange(
+                10,
+                "/login?u=1",
+                &[],
+                &[("Set-Cookie", "session=S1; Path=/")],
+            ),
+            1,
+        );
+        s.add(
+            exchange(
+                20,
+                "/login?u=2",
+                &[],
+                &[("Content-Type", "application/json")],
+            ),
+            1,
+        );
+        s.add(
+            exchange(30, "/a", &[("Cookie", "theme=x; session=S1")], &[]),
+            2,
+        );
+        s.add(
+            exchange(40, "/b", &[("Authorization", "Bearer T-1234567890")], &[]),
+            3,
+        );
+        s.add(exchange(1040, "/c", &[("Cookie", "session=S1")], &[]), 2);
+        let sessions = s.finish();
+        let targets: Vec<Vec<&str>> = sessions
+            .iter()
+            .map(|s| s.iter().map(|st| st.request.target.as_str()).collect())
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                vec!["/"],
+                vec!["/login?u=1", "/a", "/c"],
+                vec!["/login?u=2", "/b"]
+            ]
+        );
+        // Pauses run from the previous response's end (5 ms after its start), capped at MAX_GAP.
+        assert_eq!(sessions[1][1].gap, Duration::from_millis(15));
+        assert_eq!(sessions[1][2].gap, Duration::from_millis(1005));
+        assert_eq!(sessions[2][1].gap, Duration::from_millis(15));
+    }
+
+    #[test]
+    fn idle_sessions_end_and_picks_follow_the_mode() {
+        let mut s = Splitter::new(SessionKey::Cookie("sid".into()));
+        s.add(exchange(0, "/1", &[("Cookie", "sid=A")], &[]), 0);
+        s.add(
+            exchange(31 * 60 * 1000, "/2", &[("Cookie", "sid=A")], &[]),
+            0,
+        );
+        let sessions = s.finish();
+        assert_eq!(sessions.len(), 2, "a 31-minute pause ends the session");
+        let rec = RecordedSessions {
+            file: "x".into(),
+            sessions,
+            pick: Pick::Sequential,
+            next: AtomicUsize::new(0),
+        };
+        let mut rng = fastrand::Rng::with_seed(7);
+        let firsts: Vec<&str> = (0..4)
+            .map(|_| rec.pick(&mut rng)[0].request.target.as_str())
+            .collect();
+        assert_eq!(firsts, ["/1", "/2", "/1", "/2"]);
+    }
+}
