@@ -54,6 +54,28 @@ struct Req {
     body: Option<ReqBody>,
 }
 
+impl Req {
+    /// Adds the data feeds this request draws values from to `out`.
+    fn feeds_into(&self, out: &mut BTreeSet<String>) {
+        let mut visit = |v: &Val| {
+            if let Val::Feed(f, _) = v {
+                out.insert(f.clone());
+            }
+        };
+        self.path.iter().for_each(&mut visit);
+        self.query.iter().for_each(|(_, v)| visit(v));
+        self.headers
+            .iter()
+            .flat_map(|(_, v)| v)
+            .for_each(&mut visit);
+        match &self.body {
+            Some(ReqBody::Text(v)) => v.iter().for_each(&mut visit),
+            Some(ReqBody::Form(f)) => f.iter().for_each(|(_, v)| visit(v)),
+            None => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum ReqBody {
     Text(Vec<Val>),
@@ -456,21 +478,7 @@ impl Workload {
         feeds: &(HashMap<EndpointId, String>, HashMap<TaskId, String>),
     ) -> BTreeSet<String> {
         let mut used = BTreeSet::new();
-        let mut add = |r: &Req| {
-            let mut visit = |v: &Val| {
-                if let Val::Feed(f, _) = v {
-                    used.insert(f.clone());
-                }
-            };
-            r.path.iter().for_each(&mut visit);
-            r.query.iter().for_each(|(_, v)| visit(v));
-            r.headers.iter().flat_map(|(_, v)| v).for_each(&mut visit);
-            match &r.body {
-                Some(ReqBody::Text(v)) => v.iter().for_each(&mut visit),
-                Some(ReqBody::Form(f)) => f.iter().for_each(|(_, v)| visit(v)),
-                None => {}
-            }
-        };
+        let mut add = |r: &Req| r.feeds_into(&mut used);
         for c in &self.classes {
             let token = matches!(c.login, Some((_, LoginKind::Token(_))));
             if let Some((ep, _)) = &c.login {
@@ -717,16 +725,10 @@ impl Workload {
             .classes
             .iter()
             .map(|c| {
-                let plans = self.class_tasks(c, feeds);
-                let (tasks, requests) = plans.iter().fold((0u64, 0u64), |(t, r), (p, _)| {
-                    (t + p.weight, r + p.weight * p.steps.len() as u64)
-                });
-                let per_task = if tasks > 0 {
-                    requests as f64 / tasks as f64
-                } else {
-                    1.0
-                };
-                (c, per_task, wait_of(c, paired_share(&plans)))
+                let paired = paired_share(&self.class_tasks(c, feeds));
+                // Requests per task: each paired request rides along with another one.
+                let per_task = 1.0 / (1.0 - paired.clamp(0.0, 0.9));
+                (c, per_task, wait_of(c, paired))
             })
             .collect();
         class_weights(&rows)
@@ -1404,19 +1406,7 @@ fn py_parts(vals: &[Val], consts: &HashMap<String, String>) -> Vec<String> {
 /// Emits `row_FEED = random.choice(FEED)` for every feed the request uses; true if any.
 fn py_rows(out: &mut String, r: &Req, consts: &HashMap<String, String>) -> bool {
     let mut feeds: BTreeSet<String> = BTreeSet::new();
-    let mut visit = |v: &Val| {
-        if let Val::Feed(f, _) = v {
-            feeds.insert(f.clone());
-        }
-    };
-    r.path.iter().for_each(&mut visit);
-    r.query.iter().for_each(|(_, v)| visit(v));
-    r.headers.iter().flat_map(|(_, v)| v).for_each(&mut visit);
-    match &r.body {
-        Some(ReqBody::Text(v)) => v.iter().for_each(&mut visit),
-        Some(ReqBody::Form(f)) => f.iter().for_each(|(_, v)| visit(v)),
-        None => {}
-    }
+    r.feeds_into(&mut feeds);
     for f in &feeds {
         let c = consts
             .get(f)

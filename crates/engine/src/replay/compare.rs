@@ -636,20 +636,8 @@ fn window(b: &[u8], at: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::test_util::resp;
     use mynah_traffic::decode::encode_coding;
-
-    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        let mut h = Headers::new();
-        for (n, v) in headers {
-            h.push(*n, *v);
-        }
-        Response {
-            status,
-            headers: h,
-            body: body.as_bytes().to_vec(),
-            ..Default::default()
-        }
-    }
 
     fn no_map(_: &str, _: &str) -> bool {
         false

@@ -22,6 +22,24 @@
 
 pub mod compare;
 pub mod session;
+#[cfg(test)]
+mod test_util {
+    use mynah_traffic::{Headers, Response};
+
+    /// A response with `headers` in order and a text body (for the session and compare tests).
+    pub(crate) fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut h = Headers::new();
+        for (n, v) in headers {
+            h.push(*n, *v);
+        }
+        Response {
+            status,
+            headers: h,
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+}
 pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap};

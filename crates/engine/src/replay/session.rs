@@ -744,21 +744,9 @@ fn scan_json(sc: &mut Scanner<'_>, body: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::test_util::resp;
     use mynah_traffic::decode::encode_coding;
     use mynah_traffic::{Exchange, Pipeline, PipelineOptions};
-
-    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        let mut h = Headers::new();
-        for (n, v) in headers {
-            h.push(*n, *v);
-        }
-        Response {
-            status,
-            headers: h,
-            body: body.as_bytes().to_vec(),
-            ..Default::default()
-        }
-    }
 
     fn req(method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Request {
         let mut h = Headers::new();
