@@ -42,6 +42,7 @@
 //! so timing round-trips.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::io::{self, BufRead, Read, Write};
 
 use crate::error::Location;
@@ -82,11 +83,85 @@ enum Scan {
     TooLarge,
 }
 
+/// A record id, the key that pairs a request with its response. GoReplay writes 24 or 40 hex
+/// digits: those are held inline, so the window's maps and their copies of the key cost no
+/// allocation per record (the window holds up to [`WINDOW_RECORDS`] of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Id {
+    Short { len: u8, bytes: [u8; 46] },
+    Long(Box<[u8]>),
+}
+
+impl Id {
+    fn new(raw: &[u8]) -> Id {
+        if raw.len() <= 46 {
+            let mut bytes = [0u8; 46];
+            bytes[..raw.len()].copy_from_slice(raw);
+            Id::Short {
+                len: raw.len() as u8,
+                bytes,
+            }
+        } else {
+            Id::Long(raw.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Id::Short { len, bytes } => &bytes[..*len as usize],
+            Id::Long(b) => b,
+        }
+    }
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+    }
+}
+
+/// The window's maps are keyed by ids read from the file: a fast hash that still mixes every
+/// byte into every bit (ids are often counters in hex, which defeat a plain multiply-add hash;
+/// SipHash was a tenth of the reader's time).
+type IdMap<V> = HashMap<Id, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    /// The high and low halves of a 128-bit product folded together (as in wyhash and
+    /// foldhash): each input bit reaches the output bits both above and below it.
+    #[inline]
+    fn fold(a: u64, b: u64) -> u64 {
+        let p = a as u128 * b as u128;
+        (p as u64) ^ ((p >> 64) as u64)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 = Self::fold(
+                self.0 ^ u64::from_le_bytes(w) ^ 0x243f_6a88_85a3_08d3,
+                0x9e37_79b9_7f4a_7c15,
+            );
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        Self::fold(self.0, 0xbf58_476d_1ce4_e5b9)
+    }
+}
+
 /// A parsed record header line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RecordHeader {
     kind: u8,
-    id: Vec<u8>,
+    id: Id,
     ts: Nanos,
     /// 0 when absent.
     latency: i64,
@@ -150,8 +225,8 @@ pub struct GorReader {
     finder: memchr::memmem::Finder<'static>,
     done: bool,
 
-    slots: HashMap<Vec<u8>, Slot>,
-    by_time: BTreeMap<(Nanos, u64), Vec<u8>>,
+    slots: IdMap<Slot>,
+    by_time: BTreeMap<(Nanos, u64), Id>,
     order: TimeOrder,
     held_bytes: usize,
     max_ts: Option<Nanos>,
@@ -175,7 +250,7 @@ impl GorReader {
             skip_at_line_start: true,
             finder: memchr::memmem::Finder::new(SEPARATOR),
             done: false,
-            slots: HashMap::new(),
+            slots: IdMap::default(),
             by_time: BTreeMap::new(),
             order: TimeOrder::new(),
             held_bytes: 0,
@@ -489,7 +564,7 @@ impl GorReader {
     }
 
     /// Takes the slot out of the window and turns it into exchanges (or counts an orphan).
-    fn close(&mut self, id: &[u8]) {
+    fn close(&mut self, id: &Id) {
         if let Some(slot) = self.slots.remove(id) {
             self.by_time.remove(&slot.key);
             self.finalize(slot);
@@ -749,7 +824,7 @@ fn parse_header_line(line: &[u8]) -> Result<RecordHeader, String> {
     };
     Ok(RecordHeader {
         kind,
-        id: id.as_bytes().to_vec(),
+        id: Id::new(id.as_bytes()),
         ts,
         latency,
     })
@@ -1449,7 +1524,7 @@ mod tests {
             parse_header_line(b"1 ab 12 34\r\n"),
             Ok(RecordHeader {
                 kind: 1,
-                id: b"ab".to_vec(),
+                id: Id::new(b"ab"),
                 ts: 12,
                 latency: 34
             })
