@@ -24,4 +24,6 @@ mod collect;
 mod user;
 
 pub use plan::{Plan, PlanError, PlanOptions};
-pub use runner::{run, Observer, Progress, RunOptions, RunOutcome};
+pub use runner::{
+    run, run_controlled, Observer, Progress, RunControl, RunOptions, RunOutcome, UsersChange,
+};

@@ -56,6 +56,112 @@ pub trait Observer: Send {
     fn finish(&mut self, stats: &RunStats, progress: &Progress) {
         let _ = (stats, progress);
     }
+    /// Open model (and replay): called just before each [`Observer::tick`] with the worst
+    /// schedule lag seen since the previous tick: how late an iteration started compared with
+    /// its scheduled time. A lag that keeps growing means the generator cannot keep its
+    /// schedule, so the figures describe the generator rather than the target.
+    fn schedule_lag(&mut self, worst: Duration) {
+        let _ = worst;
+    }
+    /// Prints a one-line notice (a warning) in the middle of the run; a view that redraws in
+    /// place clears itself first so the line stays readable.
+    fn notice(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+/// Steers a run from outside while it goes on (the web dashboard): change the user count, stop,
+/// reset the statistics. Cheap to clone; every clone steers the same run.
+///
+/// Nothing here is on the request path: the controller and the collector look at it, the
+/// virtual users never do.
+#[derive(Clone, Default)]
+pub struct RunControl {
+    inner: Arc<ControlInner>,
+}
+
+#[derive(Default)]
+struct ControlInner {
+    /// The latest user-count change not yet applied by the controller.
+    users: Mutex<Option<UsersChange>>,
+    users_changed: tokio::sync::Notify,
+    stop: std::sync::atomic::AtomicBool,
+    stop_requested: tokio::sync::Notify,
+    reset: std::sync::atomic::AtomicBool,
+}
+
+/// A user count set from outside: it replaces the load shape from then on (like Locust's web UI);
+/// the run still ends at the shape's planned end, if it has one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsersChange {
+    /// Users to run.
+    pub users: u64,
+    /// Users started (or stopped) per second on the way there; above 0.
+    pub spawn_rate: f64,
+}
+
+impl RunControl {
+    /// A new handle, not yet attached to a run (see [`run_controlled`]).
+    pub fn new() -> RunControl {
+        RunControl::default()
+    }
+
+    /// Moves a closed-model run to `change.users` at `change.spawn_rate` per second. Open-model
+    /// runs (arrival rates) ignore it: their load is a rate, not a user count.
+    pub fn set_users(&self, change: UsersChange) {
+        *self.inner.users.lock().unwrap_or_else(|p| p.into_inner()) = Some(change);
+        self.inner.users_changed.notify_one();
+    }
+
+    /// Stops the run as Ctrl-C would: users finish their current task within the stop timeout.
+    pub fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Release);
+        self.inner.stop_requested.notify_waiters();
+    }
+
+    /// Whether [`RunControl::stop`] was called.
+    pub fn stop_requested(&self) -> bool {
+        self.inner.stop.load(Ordering::Acquire)
+    }
+
+    /// Starts the statistics over at the next collection (within 100 ms): counts, percentiles,
+    /// failures and the time series begin again from now, as in Locust's "Reset statistics".
+    pub fn reset_stats(&self) {
+        self.inner.reset.store(true, Ordering::Release);
+    }
+
+    /// Resolves once [`RunControl::stop`] was called (for runs driven by another engine, such
+    /// as a replay, to add to their own stop condition).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.inner.stop_requested.notified();
+            if self.stop_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The next user-count change, waiting for one.
+    async fn next_users(&self) -> UsersChange {
+        loop {
+            let notified = self.inner.users_changed.notified();
+            if let Some(c) = self
+                .inner
+                .users
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return c;
+            }
+            notified.await;
+        }
+    }
+
+    fn take_reset(&self) -> bool {
+        self.inner.reset.swap(false, Ordering::AcqRel)
+    }
 }
 
 /// What a finished run produced.
@@ -216,6 +322,17 @@ pub async fn run(
     observer: &mut dyn Observer,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> RunOutcome {
+    run_controlled(plan, options, observer, stop, &RunControl::new()).await
+}
+
+/// [`run`], steered by `control` as well: user-count changes, a stop, statistics resets.
+pub async fn run_controlled(
+    plan: Arc<Plan>,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+    stop: impl std::future::Future<Output = ()> + Send,
+    control: &RunControl,
+) -> RunOutcome {
     let clock = Clock::new();
     // `replay` classes send recorded HTTP/1.x heads as they are: their client offers only
     // HTTP/1.1 over TLS (see `Shared::new_http1`), with no redirects followed and no HTTP/2.
@@ -247,6 +364,7 @@ pub async fn run(
         fatal: Mutex::new(None),
         fatal_raised: tokio::sync::Notify::new(),
         idle: Mutex::new(Vec::new()),
+        lag_max_us: AtomicU64::new(0),
     });
     let live = Arc::new(Live::default());
     let workers = match Workers::start(threads) {
@@ -274,8 +392,14 @@ pub async fn run(
         users_max: 0,
         dropped_seen: 0,
         planned,
+        control: control.clone(),
     };
-    let controller = tokio::spawn(control(shared.clone(), registry.clone(), live.clone()));
+    let controller = tokio::spawn(steer(
+        shared.clone(),
+        registry.clone(),
+        live.clone(),
+        control.clone(),
+    ));
     let mut controller = std::pin::pin!(controller);
     let mut stop = std::pin::pin!(stop);
     let mut interval = tokio::time::interval(COLLECT_EVERY);
@@ -289,6 +413,7 @@ pub async fn run(
             }
             _ = &mut controller => break,
             _ = &mut stop => { interrupted = true; break; }
+            _ = control.stopped() => { interrupted = true; break; }
             _ = shared.fatal_raised.notified() => break,
         }
     }
@@ -422,6 +547,7 @@ struct Collector {
     users_max: u64,
     dropped_seen: u64,
     planned: Option<Duration>,
+    control: RunControl,
 }
 
 impl Collector {
@@ -435,6 +561,12 @@ impl Collector {
     ) {
         let users = live.users.load(Ordering::Relaxed);
         self.users_max = self.users_max.max(users);
+        if self.control.take_reset() {
+            // Samples already buffered belong to before the reset: dropped with the old stats.
+            shared.sink.drain(&mut self.buf);
+            self.buf.clear();
+            *stats = RunStats::new(shared.clock.unix_ns(shared.clock.offset(Instant::now())));
+        }
         stats.set_users(users);
         shared.sink.drain(&mut self.buf);
         record(stats, &shared.plan.endpoints, &shared.clock, &mut self.buf);
@@ -445,6 +577,10 @@ impl Collector {
         if now >= self.next_tick {
             self.next_tick = now + TICK_EVERY;
             let progress = self.progress(shared, live, stopping);
+            if matches!(shared.plan.load, Load::Arrival(_)) {
+                let lag = shared.lag_max_us.swap(0, Ordering::Relaxed);
+                observer.schedule_lag(Duration::from_micros(lag));
+            }
             observer.tick(stats, &progress);
         }
     }
@@ -467,8 +603,41 @@ impl Collector {
     }
 }
 
+/// Follows the load shape until it ends, or until a user count is set from outside: from then on
+/// that count, until the shape's planned end (never, for a run without a run time).
+async fn steer(
+    shared: Arc<Shared>,
+    registry: Arc<Mutex<Registry>>,
+    live: Arc<Live>,
+    control: RunControl,
+) {
+    let end = shared
+        .plan
+        .planned_duration()
+        .map(|d| tokio::time::Instant::from_std(shared.clock.start) + d);
+    let open = matches!(shared.plan.load, Load::Arrival(_));
+    let mut change = tokio::select! {
+        _ = follow_shape(shared.clone(), registry.clone(), live.clone()) => return,
+        c = control.next_users(), if !open => c,
+    };
+    live.stages.store(1, Ordering::Relaxed);
+    live.stage.store(0, Ordering::Relaxed);
+    loop {
+        let left = end.map(|e| e.saturating_duration_since(tokio::time::Instant::now()));
+        let rate = if change.spawn_rate.is_finite() && change.spawn_rate > 0.0 {
+            change.spawn_rate
+        } else {
+            crate::plan::DEFAULT_SPAWN_RATE
+        };
+        tokio::select! {
+            _ = closed_stage(&shared, &registry, &live, change.users, rate, left) => return,
+            c = control.next_users() => change = c,
+        }
+    }
+}
+
 /// Follows the load shape until it ends (never, for a run without a run time).
-async fn control(shared: Arc<Shared>, registry: Arc<Mutex<Registry>>, live: Arc<Live>) {
+async fn follow_shape(shared: Arc<Shared>, registry: Arc<Mutex<Registry>>, live: Arc<Live>) {
     let plan = shared.plan.clone();
     match &plan.load {
         Load::Users {
@@ -614,5 +783,164 @@ async fn arrival_stage(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A keep-alive HTTP/1.1 server on loopback answering every request `200` with no body.
+    async fn ok_server() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut head = Vec::new();
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            head.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                            if s.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn plan(addr: std::net::SocketAddr, load: &str) -> Arc<Plan> {
+        let text = format!(
+            "host: http://{addr}\nusers:\n  - name: u\n    wait_time: {{ constant: 0.02 }}\n    tasks:\n      - request: {{ method: GET, path: / }}\nload: {load}\n"
+        );
+        let scenario = mynah_scenario::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        let options = crate::PlanOptions {
+            host: None,
+            load: None,
+            tags: Vec::new(),
+            exclude_tags: Vec::new(),
+            base_dir: ".".into(),
+            insecure: false,
+            http2: false,
+        };
+        Arc::new(Plan::compile(&scenario, &options).unwrap())
+    }
+
+    /// Steers the run from inside the observer, one step per condition met, as the dashboard
+    /// would from outside.
+    struct Steer {
+        control: RunControl,
+        step: usize,
+        before_reset: u64,
+        lags: usize,
+    }
+
+    impl Observer for Steer {
+        fn tick(&mut self, stats: &RunStats, progress: &Progress) {
+            let requests = stats.total().requests();
+            match self.step {
+                0 if progress.users == 1 && requests > 0 => {
+                    self.control.set_users(UsersChange {
+                        users: 3,
+                        spawn_rate: 100.0,
+                    });
+                    self.step = 1;
+                }
+                1 if progress.users == 3 && progress.target_users == 3 => {
+                    self.before_reset = requests;
+                    self.control.reset_stats();
+                    self.step = 2;
+                }
+                2 => {
+                    // The reset took effect: counting started over.
+                    assert!(
+                        requests < self.before_reset,
+                        "{requests} >= {}",
+                        self.before_reset
+                    );
+                    self.control.stop();
+                    self.step = 3;
+                }
+                _ => {}
+            }
+        }
+        fn schedule_lag(&mut self, _worst: Duration) {
+            self.lags += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn control_changes_users_resets_and_stops() {
+        let addr = ok_server().await;
+        let control = RunControl::new();
+        let mut steer = Steer {
+            control: control.clone(),
+            step: 0,
+            before_reset: 0,
+            lags: 0,
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            run_controlled(
+                plan(addr, "{ users: 1, spawn_rate: 100, run_time: 10m }"),
+                RunOptions {
+                    stop_timeout: Duration::from_secs(2),
+                },
+                &mut steer,
+                std::future::pending(),
+                &control,
+            ),
+        )
+        .await
+        .expect("the run stops when asked");
+        assert_eq!(steer.step, 3);
+        assert!(outcome.interrupted);
+        assert_eq!(outcome.users_max, 3);
+        assert!(control.stop_requested());
+        // Closed model: no schedule to lag behind.
+        assert_eq!(steer.lags, 0);
+    }
+
+    #[tokio::test]
+    async fn open_model_reports_schedule_lag_and_ignores_user_counts() {
+        let addr = ok_server().await;
+        let control = RunControl::new();
+        control.set_users(UsersChange {
+            users: 50,
+            spawn_rate: 100.0,
+        });
+        let mut steer = Steer {
+            control: RunControl::new(),
+            step: 99,
+            before_reset: 0,
+            lags: 0,
+        };
+        let outcome = run_controlled(
+            plan(addr, "{ arrival: [ { duration: 2s, rate: 20 } ] }"),
+            RunOptions {
+                stop_timeout: Duration::from_secs(2),
+            },
+            &mut steer,
+            std::future::pending(),
+            &control,
+        )
+        .await;
+        assert!(!outcome.interrupted);
+        assert!(outcome.stats.total().requests() > 0);
+        assert!(outcome.users_max < 50, "{}", outcome.users_max);
+        assert!(steer.lags >= 1);
     }
 }

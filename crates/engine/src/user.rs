@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub fatal_raised: tokio::sync::Notify,
     /// Open model: users waiting for an iteration.
     pub idle: Mutex<Vec<Arc<UserCtl>>>,
+    /// Open model: the worst schedule lag (µs) since the collector last took it; an atomic
+    /// maximum once per iteration, never a lock.
+    pub lag_max_us: AtomicU64,
 }
 
 impl Shared {
@@ -362,7 +365,10 @@ impl User {
             return None;
         }
         let at = self.ctl.next.load(Ordering::Acquire);
-        Some(self.shared.clock.start + Duration::from_nanos(at))
+        let at = self.shared.clock.start + Duration::from_nanos(at);
+        let lag = Instant::now().saturating_duration_since(at).as_micros() as u64;
+        self.shared.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+        Some(at)
     }
 
     async fn finish(&mut self, plan: &Plan) {

@@ -17,6 +17,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole loop on an embedded demo shop, in under two minutes: record production-like
+    /// traffic through the proxy, synthesize a scenario, run it with a load shape, replay the
+    /// recording, compare the two. Nothing else to install or run.
+    Demo(DemoArgs),
     /// Show what a capture holds: requests, responses, incomplete exchanges, methods, statuses, hosts, paths.
     Inspect(InspectArgs),
     /// Convert captures between formats (pcap/pcapng/HAR/.gor in; HAR/.gor out), merging inputs by time.
@@ -35,6 +39,122 @@ pub enum Command {
     /// Compare two run/replay summaries (before vs after), or two recordings (fidelity).
     #[command(after_help = COMPARE_AFTER_HELP)]
     Compare(CompareArgs),
+    /// Record live traffic as a reverse proxy: clients connect to --listen, everything is
+    /// forwarded to --upstream, and each exchange is masked and written to a capture file.
+    #[command(after_help = PROXY_AFTER_HELP)]
+    Proxy(Box<ProxyArgs>),
+    /// Record live traffic passively from a network interface (libpcap; needs root or
+    /// CAP_NET_RAW): the same reassembly and parsing as pcap import, masked before disk.
+    #[command(after_help = RECORD_AFTER_HELP)]
+    Record(Box<RecordArgs>),
+}
+
+const RECORD_AFTER_HELP: &str = "\
+Needs root or CAP_NET_RAW (sudo setcap cap_net_raw,cap_net_admin=eip $(which mynah)); where packets
+cannot be read (no privileges, TLS terminated in the application) use `mynah proxy`. Ctrl-C, SIGTERM,
+--duration and --max-exchanges stop it cleanly: exchanges still open are written as incomplete
+(capture_ended) and the file is valid. Default masking is on. See docs/record.md.
+
+Exit codes: 0 recorded; 1 the capture could not start or failed (no privilege, unknown interface,
+unwritable file); 2 usage error.
+
+Examples:
+  sudo mynah record --interface eth0 --port 8080 -o prod.gor --duration 10m
+  sudo mynah record --interface lo --port 8080 -o prod.gor.gz --rotate-size 100MB --sample 10%
+  sudo mynah record --interface any --port 80 --bpf 'host 10.0.0.5' -o web.har --max-exchanges 5000";
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The network interface to capture on (lo, eth0, any).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: String,
+    /// The server's TCP port(s): the capture filter is `tcp port PORT` and only these connections
+    /// are parsed (comma-separated or repeated). Required unless --bpf is given.
+    #[arg(
+        short,
+        long,
+        value_name = "PORT",
+        value_delimiter = ',',
+        required_unless_present = "bpf"
+    )]
+    pub port: Vec<u16>,
+    /// A BPF expression (man pcap-filter): with --port it narrows the port filter, e.g.
+    /// 'host 10.0.0.5'; alone it is the whole filter and HTTP is recognised on any port.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// The capture file to write: .gor, .gor.gz, .har (or .har.gz).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Stop after this long, e.g. 30s, 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop once this many exchanges were written.
+    #[arg(long, value_name = "N")]
+    pub max_exchanges: Option<u64>,
+    /// Start a new file when the current one reaches this size (e.g. 100MB, 64MiB), numbered
+    /// like GoReplay: out.gor becomes out_0.gor, out_1.gor, ...; every file is valid alone.
+    #[arg(long, value_name = "SIZE")]
+    pub rotate_size: Option<String>,
+    /// Bytes kept of each packet; exchanges of longer packets are marked incomplete.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub snaplen: u32,
+    /// The kernel's capture buffer (e.g. 64MB): what absorbs bursts before packets are dropped.
+    #[arg(long, value_name = "SIZE", default_value = "64MB")]
+    pub buffer_size: String,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+const PROXY_AFTER_HELP: &str = "\
+Forwarding follows nginx proxy_pass: hop-by-hop headers are removed, Host is the upstream's
+(--preserve-host keeps the client's), X-Forwarded-For/-Proto/-Host are set, and the upstream URL's
+path is a prefix. Bodies stream through whole; the recording keeps each up to --max-body and marks
+longer ones truncated. Default masking is on. See docs/proxy.md.
+
+Examples:
+  mynah proxy --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000 -o prod.gor
+  mynah proxy --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --upstream https://app.internal --upstream-ca ca.pem -o prod.har --duration 10m";
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where clients connect, e.g. 127.0.0.1:8080 (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Where requests go: http://host:port or https://host, optionally with a path prefix.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    /// The capture file to write: .gor, .gor.gz, .har (or .har.gz).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Bodies are recorded up to this size each (e.g. 64KB, 1MB); longer ones still pass whole.
+    #[arg(long, value_name = "SIZE", default_value = "1MB")]
+    pub max_body: String,
+    /// Serve TLS to clients with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Trust only these CA certificates (PEM) for an https:// upstream (default: the web's roots).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Do not check the https:// upstream's certificate (test servers only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Forward the client's Host header instead of the upstream's.
+    #[arg(long)]
+    pub preserve_host: bool,
+    /// Stop after this long, e.g. 30s, 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop once this many exchanges were recorded.
+    #[arg(long, value_name = "N")]
+    pub max_exchanges: Option<u64>,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub progress: u64,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 const SYNTH_AFTER_HELP: &str = "\
@@ -57,6 +177,19 @@ distance), e.g. a recording of a synthesized run against the original.
 Examples:
   mynah compare before.json after.json --fail-on 'p95 +10%' --fail-on 'fail_rate +1%' --html diff.html
   mynah compare prod.gor synthetic-run.gor --json fidelity.json";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder for everything the demo writes (default: mynah-demo-DATE-TIME here).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Watch the synthetic run in the web dashboard (its URL is printed).
+    #[arg(long)]
+    pub web: bool,
+    /// A shorter demo (about 30 s): the same steps with less traffic.
+    #[arg(long)]
+    pub quick: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct SynthArgs {
@@ -159,6 +292,38 @@ pub struct RunArgs {
     /// Use HTTP/2 with prior knowledge on http:// hosts (https:// hosts negotiate it by ALPN).
     #[arg(long)]
     pub http2: bool,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// With --web: start the run at once instead of waiting for Start on the page.
+    #[arg(long, requires = "web")]
+    pub autostart: bool,
+    /// With --autostart: quit this many seconds after the run ends (the page shows the final
+    /// numbers meanwhile) instead of waiting for Ctrl-C, like Locust's --autoquit.
+    #[arg(long, value_name = "SECONDS", requires = "autostart")]
+    pub autoquit: Option<u64>,
+}
+
+/// The live web dashboard; shared by `run` and `replay` (docs/web.md).
+#[derive(Debug, Args, Clone, Default)]
+pub struct WebArgs {
+    /// Serve the live dashboard (statistics, charts, controls, downloads) and print its URL.
+    #[arg(long)]
+    pub web: bool,
+    /// Address the dashboard listens on; anything but loopback needs --web-auth.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1",
+        requires = "web"
+    )]
+    pub web_host: String,
+    /// Port of the dashboard (0 picks a free one).
+    #[arg(long, value_name = "PORT", default_value_t = 8089, requires = "web")]
+    pub web_port: u16,
+    /// Who may use the dashboard: user:password (HTTP Basic) or token:SECRET (Bearer, or
+    /// ?token=SECRET in the URL).
+    #[arg(long, value_name = "user:pass|token:SECRET", requires = "web")]
+    pub web_auth: Option<String>,
 }
 
 /// Thresholds and report files; shared by `run` and `replay`.
@@ -245,6 +410,11 @@ pub struct ReplayArgs {
     /// Do not map server-issued session values (cookies, tokens) to the target's.
     #[arg(long)]
     pub no_session_mapping: bool,
+    /// How statistics name endpoints: `path` (the recorded path) or `template` (templates learnt
+    /// from the recording, like `mynah synth`'s: /articles/{article_id}), which groups them like
+    /// a synthesized run's so that `mynah compare` can set them side by side.
+    #[arg(long, value_name = "path|template", default_value = "path", value_parser = ["path", "template"])]
+    pub endpoint_names: String,
     /// Compare each replayed response with the recorded one (status, headers, JSON-aware body).
     #[arg(long)]
     pub compare: bool,
@@ -257,6 +427,8 @@ pub struct ReplayArgs {
     pub compare_ignore: Vec<String>,
     #[command(flatten)]
     pub reports: ReportArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
     /// Per request: time allowed for the whole exchange.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,

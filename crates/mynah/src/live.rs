@@ -364,6 +364,13 @@ impl Observer for LiveView {
             let _ = self.out.flush();
         }
     }
+
+    /// Clears the block first, so the next redraw (which moves up over the block's lines)
+    /// cannot overwrite the notice.
+    fn notice(&mut self, line: &str) {
+        self.finish(&RunStats::new(0), &Progress::default());
+        eprintln!("{line}");
+    }
 }
 
 #[cfg(test)]

@@ -28,15 +28,26 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        cli::Command::Demo(args) => cmd::demo::run(args),
         cli::Command::Inspect(args) => cmd::inspect::run(args),
         cli::Command::Convert(args) => cmd::convert::run(args),
         cli::Command::Run(args) => cmd::run::run(args),
         cli::Command::Replay(args) => cmd::replay::run(*args),
         cli::Command::Synth(args) => cmd::synth::run(*args),
         cli::Command::Compare(args) => cmd::compare::run(args),
+        cli::Command::Proxy(args) => cmd::proxy::run(*args),
+        cli::Command::Record(args) => cmd::record::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`mynah inspect big.pcap | head`): like other Unix
+        // tools, stop quietly.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) if e.downcast_ref::<cmd::run::ThresholdsFailed>().is_some() => {
             eprintln!("mynah: {e}");
             ExitCode::from(EXIT_THRESHOLD)

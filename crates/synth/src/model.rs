@@ -241,6 +241,16 @@ fn is_login_path(path: &str) -> bool {
     .any(|w| p.contains(w))
 }
 
+/// Paths that look like a logout.
+fn is_logout_path(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    [
+        "logout", "log-out", "log_out", "signout", "sign-out", "sign_out", "logoff",
+    ]
+    .iter()
+    .any(|w| p.contains(w))
+}
+
 /// Cuts a value to [`MAX_VALUE`] bytes at a character boundary.
 pub(crate) fn cut(s: &str) -> String {
     let mut end = s.len().min(MAX_VALUE);
@@ -375,6 +385,9 @@ pub struct ClassModel {
     pub session_lengths: Vec<f64>,
     /// The login flow, when the class's sessions log in.
     pub login: Option<(EndpointId, LoginKind)>,
+    /// The logout that ends at least half of the class's sessions: `on_stop`, not a task (a
+    /// task would log users out in the middle of their sessions).
+    pub logout: Option<EndpointId>,
     /// Authenticated sessions in which no login was seen (credentials came from before the
     /// recording).
     pub sessions_without_login: u64,
@@ -398,7 +411,9 @@ struct Session {
     user_agent: Option<String>,
     authorized: bool,
     events: Vec<Event>,
-    issued_cookies: Vec<(String, String, usize)>,
+    /// Session cookies issued in this session: name, value, the event that set them, and
+    /// whether that request looked like a login (a login path, or a method other than GET/HEAD).
+    issued_cookies: Vec<(String, String, usize, bool)>,
     issued_tokens: Vec<(String, String, usize)>,
     login: Option<(usize, LoginKind)>,
 }
@@ -412,6 +427,8 @@ struct ClassAcc {
     think: Reservoir<f64>,
     lengths: Reservoir<f64>,
     logins: HashMap<(EndpointId, LoginKind), u64>,
+    /// Sessions ended by a logout, per logout endpoint (left out of the tasks).
+    logouts: HashMap<EndpointId, u64>,
     without_login: u64,
     uas: CountedPool<String>,
 }
@@ -426,6 +443,7 @@ impl ClassAcc {
             think: Reservoir::new(RESERVOIR),
             lengths: Reservoir::new(RESERVOIR),
             logins: HashMap::new(),
+            logouts: HashMap::new(),
             without_login: 0,
             uas: CountedPool::new(8),
         }
@@ -446,6 +464,9 @@ impl ClassAcc {
         self.lengths.merge(&o.lengths);
         for (k, v) in &o.logins {
             *self.logins.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.logouts {
+            *self.logouts.entry(*k).or_default() += v;
         }
         self.without_login += o.without_login;
         for (ua, n) in o.uas.sorted() {
@@ -807,10 +828,12 @@ impl WorkloadBuilder {
         // Login recognition: a cookie or token issued earlier in this session comes back.
         if s.login.is_none() {
             for (k, v) in &cookies {
-                if let Some((name, _, at)) = s
+                // A session cookie a site gives every visitor on a page view (PHPSESSID on GET /)
+                // coming back is not a login; one set by a sign-in request is.
+                if let Some((name, _, at, _)) = s
                     .issued_cookies
                     .iter()
-                    .find(|(n, val, _)| n == k && val == v)
+                    .find(|(n, val, _, login_like)| *login_like && n == k && val == v)
                 {
                     s.login = Some((*at, LoginKind::Cookie(name.clone())));
                     break;
@@ -851,6 +874,7 @@ impl WorkloadBuilder {
         // What the response issues.
         if let Some(resp) = &ex.response {
             let login_path = is_login_path(ex.request.path());
+            let login_like = login_path || !matches!(ex.request.method.as_str(), "GET" | "HEAD");
             for v in resp.headers.get_all("set-cookie") {
                 let text = String::from_utf8_lossy(v);
                 let first = text.split(';').next().unwrap_or_default();
@@ -861,7 +885,7 @@ impl WorkloadBuilder {
                     }
                     if is_session_cookie(&k) || login_path {
                         new_keys.push(format!("c:{k}={}", cut(&val)));
-                        s.issued_cookies.push((k, val, idx));
+                        s.issued_cookies.push((k, val, idx, login_like));
                     }
                 }
             }
@@ -896,20 +920,21 @@ impl WorkloadBuilder {
         let mut id = id;
         if keys.is_empty() && !new_keys.is_empty() && idx > 0 {
             if let Some(ev) = s.events.pop() {
-                let moved = |v: &mut Vec<(String, String, usize)>| {
-                    let mut out = Vec::new();
-                    v.retain(|(a, b, at)| {
-                        if *at == idx {
-                            out.push((a.clone(), b.clone(), 0));
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                    out
-                };
-                let cookies = moved(&mut s.issued_cookies);
-                let tokens = moved(&mut s.issued_tokens);
+                // What this event's response issued moves with it to the new session.
+                let cookies: Vec<_> = s
+                    .issued_cookies
+                    .iter()
+                    .filter(|c| c.2 == idx)
+                    .map(|(a, b, _, login_like)| (a.clone(), b.clone(), 0, *login_like))
+                    .collect();
+                s.issued_cookies.retain(|c| c.2 != idx);
+                let tokens: Vec<_> = s
+                    .issued_tokens
+                    .iter()
+                    .filter(|t| t.2 == idx)
+                    .map(|(a, b, _)| (a.clone(), b.clone(), 0))
+                    .collect();
+                s.issued_tokens.retain(|t| t.2 != idx);
                 let (kind, user_agent) = (s.kind, s.user_agent.clone());
                 if self.sessions.len() >= self.opts.max_open_sessions.max(1) {
                     self.evict();
@@ -1183,10 +1208,23 @@ impl WorkloadBuilder {
         } else if authenticated {
             acc.without_login += 1;
         }
+        // A session that ends with a logout: the logout is the session's end (`on_stop`).
+        let last = s.events.len() - 1;
+        let endpoints = self.templates.endpoints();
+        let logout_at = s
+            .events
+            .get(last)
+            .filter(|_| Some(last) != login_at && last > 0)
+            .and_then(|ev| endpoints.get(ev.task))
+            .filter(|e| !e.catch_all && is_logout_path(&e.path()))
+            .map(|_| last);
+        if let Some(at) = logout_at {
+            *acc.logouts.entry(s.events[at].task).or_default() += 1;
+        }
         let mut prev: Option<TaskId> = None;
         let mut n = 0u64;
         for (i, ev) in s.events.iter().enumerate() {
-            if Some(i) == login_at {
+            if Some(i) == login_at || Some(i) == logout_at {
                 continue;
             }
             n += 1;
@@ -1345,18 +1383,37 @@ impl WorkloadBuilder {
             .into_iter()
             .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
             .map(|(k, _)| k);
+        // The most common logout becomes `on_stop` when it ends at least half of the sessions;
+        // otherwise the logouts go back among the tasks, as often as they were recorded.
+        let mut logouts: Vec<(EndpointId, u64)> = c.logouts.into_iter().collect();
+        logouts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut logout = None;
+        let mut requests = c.requests;
+        for (i, (ep, n)) in logouts.into_iter().enumerate() {
+            if i == 0 && n * 2 >= c.sessions {
+                logout = Some(ep);
+            } else {
+                match endpoint_counts.iter_mut().find(|(t, _)| *t == ep) {
+                    Some((_, count)) => *count += n,
+                    None => endpoint_counts.push((ep, n)),
+                }
+                requests += n;
+            }
+        }
+        endpoint_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ClassModel {
             name,
             authenticated,
             kind,
             sessions: c.sessions,
             share: c.sessions as f64 / total.max(1) as f64,
-            requests: c.requests,
+            requests,
             endpoint_counts,
             transitions,
             think_times: c.think.items().to_vec(),
             session_lengths: c.lengths.items().to_vec(),
             login,
+            logout,
             sessions_without_login: c.without_login,
             user_agent: c.uas.sorted().into_iter().next().map(|(u, _)| u),
         }

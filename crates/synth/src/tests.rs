@@ -193,6 +193,112 @@ fn classes_logins_and_bodies() {
 }
 
 #[test]
+fn a_visitor_cookie_from_a_page_view_is_a_session_not_a_login() {
+    // Every visitor gets `vsid` on its first page view; some then sign in with a POST that sets
+    // `session`. Only the sign-in is a login, and the visitors who never sign in stay anonymous.
+    let mut v = Vec::new();
+    let mut t = 0;
+    for s in 0..8 {
+        let vsid = format!("mask-v{s:015x}");
+        let ua = [("User-Agent", "curl/8")];
+        t += 100 * MS;
+        v.push(with_response(
+            ex("GET", "/", t, &ua),
+            &[("Set-Cookie", &format!("vsid={vsid}; Path=/"))],
+            "",
+        ));
+        let mut cookie = format!("vsid={vsid}");
+        if s % 2 == 0 {
+            t += 100 * MS;
+            v.push(with_response(
+                with_body(
+                    ex(
+                        "POST",
+                        "/login",
+                        t,
+                        &[("User-Agent", "curl/8"), ("Cookie", &cookie)],
+                    ),
+                    "application/json",
+                    &format!("{{\"user\":\"u{s}\"}}"),
+                ),
+                &[("Set-Cookie", &format!("session=mask-s{s:015x}; Path=/"))],
+                "",
+            ));
+            cookie = format!("{cookie}; session=mask-s{s:015x}");
+        }
+        for k in 0..3 {
+            t += 100 * MS;
+            v.push(ex(
+                "GET",
+                &format!("/articles/{}", 10 + k),
+                t,
+                &[("User-Agent", "curl/8"), ("Cookie", &cookie)],
+            ));
+        }
+    }
+    let w = learn(&v, &SynthOptions::default());
+    let auth = w
+        .classes()
+        .iter()
+        .find(|c| c.authenticated)
+        .expect("auth class");
+    assert!(
+        matches!(&auth.login, Some((_, crate::LoginKind::Cookie(n))) if n == "session"),
+        "{:?}",
+        auth.login
+    );
+    assert_eq!(auth.sessions, 4);
+    let anon: u64 = w
+        .classes()
+        .iter()
+        .filter(|c| !c.authenticated)
+        .map(|c| c.sessions)
+        .sum();
+    assert_eq!(anon, 4, "visitors who never signed in");
+}
+
+#[test]
+fn a_logout_that_ends_sessions_is_on_stop_not_a_task() {
+    let mut v = Vec::new();
+    let mut t = 0;
+    for s in 0..6 {
+        let cookie = format!("session=mask-{s:016x}");
+        t += 100 * MS;
+        v.push(with_response(
+            with_body(
+                ex("POST", "/login", t, &[("User-Agent", "curl/8")]),
+                "application/json",
+                &format!("{{\"user\":\"u{s}\"}}"),
+            ),
+            &[("Set-Cookie", &format!("{cookie}; Path=/"))],
+            "",
+        ));
+        for k in 0..3 {
+            t += 100 * MS;
+            let h = [("User-Agent", "curl/8"), ("Cookie", cookie.as_str())];
+            v.push(ex("GET", &format!("/orders/{}", 1000 + k), t, &h));
+        }
+        t += 100 * MS;
+        let h = [("User-Agent", "curl/8"), ("Cookie", cookie.as_str())];
+        v.push(ex("POST", "/logout", t, &h));
+    }
+    let w = learn(&v, &SynthOptions::default());
+    let auth = w
+        .classes()
+        .iter()
+        .find(|c| c.authenticated)
+        .expect("auth class");
+    assert!(auth.logout.is_some(), "{auth:?}");
+    assert_eq!(auth.requests, 18, "login and logout are not tasks");
+    let yaml = w.scenario_yaml(&WriteOptions::default());
+    parse(&yaml);
+    let on_stop = yaml.find("on_stop:").expect("on_stop in the scenario");
+    let tasks = yaml[on_stop..].find("tasks:").expect("tasks after on_stop");
+    assert!(yaml[on_stop..on_stop + tasks].contains("/logout"), "{yaml}");
+    assert!(!yaml[on_stop + tasks..].contains("/logout"), "{yaml}");
+}
+
+#[test]
 fn cookie_login_and_session_keys() {
     // No client addresses: sessions come from the session cookie the login response sets.
     let mut v = Vec::new();

@@ -891,6 +891,13 @@ impl Workload {
                     }
                 }
             }
+            if let Some(ep) = c.logout {
+                if let Some(req) = self.request(ep, &feeds, true, false) {
+                    y.push_str("    # the recorded sessions end with this logout\n");
+                    y.push_str("    on_stop:\n");
+                    write_step(&mut y, "      - ", &req);
+                }
+            }
             let top: Vec<String> = c
                 .transitions
                 .iter()
@@ -1102,6 +1109,16 @@ impl Workload {
                         }
                         LoginKind::Cookie(_) => py_call(&mut body, &req, ""),
                     }
+                }
+            }
+            if let Some(ep) = c.logout {
+                if let Some(req) = self.request(ep, &feeds, true, false) {
+                    body.push_str("\n    def on_stop(self):\n");
+                    body.push_str(
+                        "        \"\"\"Logs out, as the recorded sessions ended.\"\"\"\n",
+                    );
+                    used_random |= py_rows(&mut body, &req, &constant_of);
+                    py_call(&mut body, &req, "");
                 }
             }
             let mut method_names: HashSet<String> = HashSet::new();

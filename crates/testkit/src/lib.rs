@@ -5,6 +5,9 @@
 //!   whose true percentiles are known ([`app::ACCURACY_TRUTH_MS`]).
 //! * [`hostile`]: raw TCP servers that misbehave on purpose (RST, garbage,
 //!   slow, endless body, truncated response, silence).
+//! * [`mix`]: a known mix of HTTP/1.1 traffic (keep-alive, pipelining, HEAD,
+//!   chunked gzip, a 1 MB upload with `Expect: 100-continue`, seeded secrets)
+//!   and the nginx locations that serve it, for capture tests.
 //! * [`nginx`]: a harness that runs the real nginx binary as an independent
 //!   witness and reads back its access log.
 //! * [`record`]: makes real recordings for replay tests: sends requests over
@@ -17,6 +20,7 @@
 
 pub mod app;
 pub mod hostile;
+pub mod mix;
 pub mod nginx;
 pub mod record;
 mod util;

@@ -128,6 +128,11 @@ pub struct ReplayOptions {
     pub stop_timeout: Duration,
     /// The expected length of the replay, for the progress display.
     pub planned: Option<Duration>,
+    /// Name endpoints by these templates (`/articles/{article_id}`, learnt from the recording
+    /// like `mynah synth` does) instead of by recorded paths, so that a replay's statistics group
+    /// like a synthesized run's and can be compared with them. Requests no template fits keep
+    /// their recorded path.
+    pub templates: Option<Arc<mynah_synth::Templates>>,
 }
 
 /// The exchanges of a recording, in request-time order, after filtering and masking.
@@ -366,6 +371,7 @@ pub async fn replay(
         lag: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .unwrap_or_else(|_| hdrhistogram::Histogram::new(3).expect("3 sigfigs is valid")),
         lag_buf: Vec::new(),
+        tick_worst_lag: 0,
         next_tick: clock.start + TICK_EVERY,
         connections_max: 0,
         dropped_seen: 0,
@@ -737,7 +743,12 @@ impl Feeder {
 
     fn endpoint(&mut self, request: &Request) -> u32 {
         let method = request.method.to_ascii_uppercase();
-        let path = request.path();
+        let templated = self.options.templates.as_ref().and_then(|t| {
+            let m = t.classify(&method, request.path_and_query());
+            let e = t.endpoints().get(m.endpoint)?;
+            (!e.catch_all).then(|| e.path())
+        });
+        let path = templated.as_deref().unwrap_or_else(|| request.path());
         if let Some(&i) = self.names.get(&(method.clone(), path.to_string())) {
             return i;
         }
@@ -1240,6 +1251,8 @@ struct Collector {
     buf: Vec<Sample>,
     lag: hdrhistogram::Histogram<u64>,
     lag_buf: Vec<u64>,
+    /// The worst lag (µs) since the last tick.
+    tick_worst_lag: u64,
     next_tick: Instant,
     connections_max: u64,
     dropped_seen: u64,
@@ -1270,6 +1283,7 @@ impl Collector {
         }
         for us in self.lag_buf.drain(..) {
             self.lag.saturating_record(us.max(1));
+            self.tick_worst_lag = self.tick_worst_lag.max(us);
         }
         let dropped = shared.dropped.load(Ordering::Relaxed);
         stats.record_dropped(dropped - self.dropped_seen);
@@ -1278,6 +1292,11 @@ impl Collector {
         if now >= self.next_tick {
             self.next_tick = now + TICK_EVERY;
             let progress = self.progress(shared, stopping);
+            // The generator-health watch: a lag that keeps growing means mynah, not the
+            // target, is what the figures describe.
+            observer.schedule_lag(Duration::from_micros(std::mem::take(
+                &mut self.tick_worst_lag,
+            )));
             observer.tick(stats, &progress);
         }
     }

@@ -1,6 +1,7 @@
 //! `mynah inspect`: what a capture holds.
 
 use std::fmt::Write as _;
+use std::io::Write;
 
 use anyhow::Result;
 use mynah_traffic::{Nanos, Summary};
@@ -16,18 +17,22 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     let report = reader.report();
     summary.add_report(&report);
+    // Written with `write!`, not `print!`: `mynah inspect ... | head` closes the pipe early, which
+    // must end the command quietly (see `main`), not panic.
+    let mut out = std::io::stdout().lock();
     if args.json {
         let mut v = to_json(&summary, args.top);
         if let Some(first) = &report.first_corrupt {
             v["first_corrupt"] = Value::String(first.clone());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        print!("{}", to_table(&summary, args.top));
+        write!(out, "{}", to_table(&summary, args.top))?;
         if let Some(first) = &report.first_corrupt {
-            println!("first corrupt record skipped: {first}");
+            writeln!(out, "first corrupt record skipped: {first}")?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -3,10 +3,14 @@
 pub mod compare;
 pub mod compare_summaries;
 pub mod convert;
+pub mod demo;
 pub mod inspect;
+pub mod proxy;
+pub mod record;
 pub mod replay;
 pub mod run;
 pub mod synth;
+pub mod web;
 
 use std::fmt;
 

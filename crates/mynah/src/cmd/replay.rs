@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -28,6 +29,9 @@ use super::run::{
 use super::UsageError;
 use crate::cli::{InputArgs, ReplayArgs};
 use crate::live::LiveView;
+use mynah_engine::RunControl;
+use mynah_web::health::Tracker;
+use mynah_web::{Mode, ReportInfo, Setup, Watch};
 
 /// Default connections at `--max-speed` (wrk's and GoReplay's usual worker counts are near).
 const MAX_SPEED_CONCURRENCY: usize = 50;
@@ -44,6 +48,10 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .map(|e| Threshold::parse(e).map_err(|e| UsageError(format!("--threshold: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let pace = pace(&args)?;
+    let web_options = match args.web.web {
+        true => Some(super::web::web_options(&args.web)?),
+        false => None,
+    };
     let target = BaseUrl::parse(&args.target).map_err(|e| UsageError(format!("--target: {e}")))?;
     let compare = if args.compare {
         let mut ignore_json = Vec::new();
@@ -86,7 +94,12 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     Pipeline::new(&pipeline_options).map_err(|e| UsageError(e.to_string()))?;
 
     // A first pass: what would be sent, and from which hosts (nothing is sent before it ends).
-    let scan = Scan::of(&args.files, &args.input, &pipeline_options)?;
+    let scan = Scan::of(
+        &args.files,
+        &args.input,
+        &pipeline_options,
+        args.endpoint_names == "template",
+    )?;
     if args.dry_run {
         print_dry_run(&scan, pace, &args);
         return Ok(());
@@ -147,11 +160,58 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         client,
         stop_timeout: args.stop_timeout,
         planned,
+        templates: scan.templates.clone(),
     };
     let open = opener(args.files.clone(), args.input.clone(), pipeline_options);
+    // With --web the page watches the replay and can stop it; the recording sets the load, so
+    // it has no start or user controls.
+    let control = RunControl::new();
+    let dashboard = match &web_options {
+        Some(o) => {
+            let setup = Setup {
+                mode: Mode::Replay,
+                title: format!("replay {}", names(&args.files)),
+                users: None,
+                spawn_rate: None,
+                host: Some(target.origin()),
+                run_time_s: planned.map(|d| d.as_secs_f64()),
+                shape: Some(describe_pace(pace, planned, concurrency)),
+            };
+            let d = runtime.block_on(super::web::serve(setup, o))?;
+            d.run_started(
+                control.clone(),
+                None,
+                ReportInfo {
+                    meta: ReportMeta {
+                        title: format!("mynah replay: {}", names(&args.files)),
+                        scenario: Some(names(&args.files)),
+                        host: Some(target.origin()),
+                        ..ReportMeta::default()
+                    },
+                    thresholds: thresholds.clone(),
+                },
+            );
+            Some(d)
+        }
+        None => None,
+    };
     let mut view = LiveView::new(std::io::stdout().is_terminal(), "replay".into());
-    let outcome = runtime.block_on(replay::replay(open, options, &mut view, stop_signal()));
-    runtime.shutdown_timeout(Duration::from_millis(100));
+    let mut tracker = Tracker::new();
+    let stop = {
+        let control = control.clone();
+        async move {
+            tokio::select! {
+                _ = stop_signal() => {}
+                _ = control.stopped() => {}
+            }
+        }
+    };
+    let outcome = runtime.block_on(replay::replay(
+        open,
+        options,
+        &mut Watch::new(&mut view, &mut tracker, dashboard.clone()),
+        stop,
+    ));
 
     let ReplayOutcome {
         stats,
@@ -185,6 +245,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             c.mismatched, c.compared
         ));
     }
+    warnings.extend(tracker.report_warning());
     let meta = ReportMeta {
         title: format!("mynah replay: {}", names(&args.files)),
         scenario: Some(names(&args.files)),
@@ -195,7 +256,22 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut summary = summary_json(&stats, connections_max, &threshold_json(&results));
     summary["kind"] = json!("replay");
     summary["replay"] = replay_json(&report);
+    summary["generator"] = tracker.summary_json();
     let report_error = write_reports(&args.reports, &summary, &stats, &meta, &results);
+    if let Some(d) = dashboard {
+        let message = fatal
+            .as_ref()
+            .map(|f| format!("the replay stopped early: {f}"));
+        d.run_finished(stats, connections_max, &tracker, message);
+        if !interrupted || control.stop_requested() {
+            eprintln!(
+                "mynah: the dashboard keeps the replay's figures and downloads; Ctrl-C to quit"
+            );
+            runtime.block_on(stop_signal());
+        }
+    }
+    // Connections abandoned at the stop timeout may still hold sockets; do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
 
     if let Some(f) = fatal {
         return Err(anyhow!("the replay stopped early: {f}"));
@@ -329,11 +405,19 @@ struct Scan {
     servers: HashSet<SocketAddr>,
     endpoints: BTreeMap<(String, String), u64>,
     pipeline: PipelineReport,
+    /// Endpoint templates learnt from the kept requests (`--endpoint-names template`).
+    templates: Option<Arc<mynah_synth::Templates>>,
 }
 
 impl Scan {
-    fn of(files: &[PathBuf], input: &InputArgs, options: &PipelineOptions) -> Result<Scan> {
+    fn of(
+        files: &[PathBuf],
+        input: &InputArgs,
+        options: &PipelineOptions,
+        learn_templates: bool,
+    ) -> Result<Scan> {
         let mut reader = open_all(files, input)?;
+        let mut learner = learn_templates.then(mynah_synth::TemplateLearner::new);
         let mut pipeline = Pipeline::new(options).map_err(|e| UsageError(e.to_string()))?;
         let mut scan = Scan {
             requests: 0,
@@ -345,6 +429,7 @@ impl Scan {
             servers: HashSet::new(),
             endpoints: BTreeMap::new(),
             pipeline: PipelineReport::default(),
+            templates: None,
         };
         for item in reader.by_ref() {
             let ex = item?;
@@ -367,6 +452,9 @@ impl Scan {
                 continue;
             }
             scan.requests += 1;
+            if let Some(l) = &mut learner {
+                l.add(&ex.request);
+            }
             let t = ex.timing.request_start;
             scan.first_ns = Some(scan.first_ns.map_or(t, |f| f.min(t)));
             scan.last_ns = Some(scan.last_ns.map_or(t, |l| l.max(t)));
@@ -386,6 +474,8 @@ impl Scan {
             *scan.endpoints.entry(key).or_default() += 1;
         }
         scan.pipeline = pipeline.report();
+        // The share below which `mynah synth` merges endpoints by default (0.1%).
+        scan.templates = learner.map(|l| Arc::new(l.finish(0.001)));
         Ok(scan)
     }
 

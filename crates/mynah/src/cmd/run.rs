@@ -18,6 +18,8 @@ use mynah_stats::{RunStats, Threshold, ThresholdResult};
 use super::UsageError;
 use crate::cli::{ReportArgs, RunArgs};
 use crate::live::LiveView;
+use mynah_web::health::Tracker;
+use mynah_web::Watch;
 
 /// Some threshold did not hold (exit code 3).
 #[derive(Debug)]
@@ -58,22 +60,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             .push(Threshold::parse(expr).map_err(|e| UsageError(format!("--threshold: {e}")))?);
     }
 
+    if args.web.web {
+        return super::web::run(args, scenario, thresholds);
+    }
     let load = load_override(&scenario, &args)?;
-    let base_dir = args
-        .scenario
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let options = PlanOptions {
-        host: args.host.clone(),
-        load,
-        tags: args.tags.clone(),
-        exclude_tags: args.exclude_tags.clone(),
-        base_dir,
-        insecure: args.insecure,
-        http2: args.http2,
-    };
+    let options = plan_options(&args, load, args.host.clone());
     let plan = Plan::compile(&scenario, &options)
         .map_err(|e| anyhow!("{}: {e}", args.scenario.display()))?;
     for w in &plan.warnings {
@@ -104,56 +95,106 @@ pub fn run(args: RunArgs) -> Result<()> {
         .file_stem()
         .map_or_else(|| "run".to_string(), |s| s.to_string_lossy().into_owned());
     let mut view = LiveView::new(std::io::stdout().is_terminal(), name.clone());
+    let mut tracker = Tracker::new();
     let outcome = runtime.block_on(mynah_engine::run(
         plan.clone(),
         RunOptions {
             stop_timeout: args.stop_timeout,
         },
-        &mut view,
+        &mut Watch::new(&mut view, &mut tracker, None),
         stop_signal(),
     ));
     // Users abandoned at the stop timeout may still hold sockets; do not wait for them.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    conclude(&args, &plan, &name, outcome, &thresholds, &tracker).2
+}
 
+/// After a run: the final table, thresholds, and the report files. Returns the statistics, the
+/// most users, and the command's result (a fatal stop, a report that could not be written,
+/// failed thresholds).
+pub(crate) fn conclude(
+    args: &RunArgs,
+    plan: &Plan,
+    name: &str,
+    outcome: mynah_engine::RunOutcome,
+    thresholds: &[Threshold],
+    tracker: &Tracker,
+) -> (RunStats, u64, Result<()>) {
+    let host = plan.base.as_ref().map(|b| b.origin());
     let stats = outcome.stats;
     println!("{}", final_table(&stats, outcome.users_max));
     let results: Vec<ThresholdResult> = thresholds.iter().map(|t| t.evaluate(&stats)).collect();
     print_thresholds(&results);
 
-    let mut warnings = plan.warnings.clone();
+    let mut meta = report_meta(args, plan, name);
     if outcome.interrupted {
-        warnings.push("the run was interrupted before its planned end".into());
+        meta.warnings
+            .push("the run was interrupted before its planned end".into());
     }
     if let Some(f) = &outcome.fatal {
-        warnings.push(format!("the run stopped early: {f}"));
+        meta.warnings.push(format!("the run stopped early: {f}"));
     }
-    let meta = ReportMeta {
-        title: format!("mynah run: {name}"),
-        scenario: Some(args.scenario.display().to_string()),
-        host,
-        users_max: outcome.users_max,
-        warnings,
-    };
-    let summary = summary_json(&stats, outcome.users_max, &threshold_json(&results));
+    meta.warnings.extend(tracker.report_warning());
+    meta.host = host;
+    meta.users_max = outcome.users_max;
+    let mut summary = summary_json(&stats, outcome.users_max, &threshold_json(&results));
+    summary["generator"] = tracker.summary_json();
     let report_error = write_reports(&args.reports, &summary, &stats, &meta, &results);
 
-    if let Some(f) = outcome.fatal {
-        return Err(anyhow!("the run stopped early: {f}"));
-    }
-    report_error?;
-    let failed = results.iter().filter(|r| !r.passed).count();
-    if failed > 0 {
-        return Err(ThresholdsFailed {
-            failed,
-            total: results.len(),
+    let result = (|| {
+        if let Some(f) = outcome.fatal {
+            return Err(anyhow!("the run stopped early: {f}"));
         }
-        .into());
+        report_error?;
+        let failed = results.iter().filter(|r| !r.passed).count();
+        if failed > 0 {
+            return Err(ThresholdsFailed {
+                failed,
+                total: results.len(),
+            }
+            .into());
+        }
+        Ok(())
+    })();
+    (stats, outcome.users_max, result)
+}
+
+/// How to compile the scenario: `load` and `host` override the file's.
+pub(crate) fn plan_options(
+    args: &RunArgs,
+    load: Option<Load>,
+    host: Option<String>,
+) -> PlanOptions {
+    let base_dir = args
+        .scenario
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    PlanOptions {
+        host,
+        load,
+        tags: args.tags.clone(),
+        exclude_tags: args.exclude_tags.clone(),
+        base_dir,
+        insecure: args.insecure,
+        http2: args.http2,
     }
-    Ok(())
+}
+
+/// Title, scenario, host and the plan's warnings, for the HTML report.
+pub(crate) fn report_meta(args: &RunArgs, plan: &Plan, name: &str) -> ReportMeta {
+    ReportMeta {
+        title: format!("mynah run: {name}"),
+        scenario: Some(args.scenario.display().to_string()),
+        host: plan.base.as_ref().map(|b| b.origin()),
+        users_max: 0,
+        warnings: plan.warnings.clone(),
+    }
 }
 
 /// Applies -u/-r/-t to the file's load shape.
-fn load_override(scenario: &Scenario, args: &RunArgs) -> Result<Option<Load>> {
+pub(crate) fn load_override(scenario: &Scenario, args: &RunArgs) -> Result<Option<Load>> {
     let file = scenario.load.clone();
     if let Some(users) = args.users {
         let (spawn_rate, run_time) = match &file {
@@ -207,7 +248,7 @@ fn load_override(scenario: &Scenario, args: &RunArgs) -> Result<Option<Load>> {
 }
 
 /// Cuts a staged shape at `limit`.
-fn truncate<S>(
+pub(crate) fn truncate<S>(
     stages: Vec<S>,
     limit: Duration,
     dur: impl Fn(&S) -> Duration,
@@ -228,7 +269,7 @@ fn truncate<S>(
 }
 
 /// One line saying what is about to run.
-fn describe(plan: &Plan, host: Option<&str>) -> String {
+pub(crate) fn describe(plan: &Plan, host: Option<&str>) -> String {
     let classes = |total: u64| {
         let counts = plan.class_counts(total);
         plan.classes
@@ -270,7 +311,7 @@ fn describe(plan: &Plan, host: Option<&str>) -> String {
     }
 }
 
-fn fmt_dur(d: Duration) -> String {
+pub(crate) fn fmt_dur(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 60.0 && s % 60.0 == 0.0 {
         format!("{}m", s / 60.0)

@@ -1,84 +1,30 @@
 //! pcap and pcapng captures: records (`file`), link/IP/TCP decoding (`link`), TCP reassembly
 //! ([`crate::tcp`]) and HTTP/1.x parsing ([`crate::http1`]), streamed with bounded memory.
 //!
+//! [`PacketDecoder`] does the work packet by packet, so the same reassembly and parsing serve a
+//! file ([`PcapReader`]) and a live capture (`mynah record`, which feeds it libpcap's packets).
+//!
 //! Exchanges come out in request-start order. Each connection's earliest unfinished exchange (or
 //! held-back out-of-order data) bounds what may be released: finished exchanges wait in a
-//! [`TimeOrder`] until no live connection can still produce an earlier one. The set of those
+//! [`TimeOrder`](crate::order::TimeOrder) until no live connection can still produce an earlier one. The set of those
 //! bounds is kept sorted and updated only when a connection's bound changes, so the per-packet
 //! cost stays constant.
 
+mod decoder;
 mod file;
 mod link;
 
-use std::collections::BTreeSet;
 use std::io::BufRead;
-use std::net::SocketAddr;
 
 use crate::error::ReadError;
-use crate::http1::{Conversation, Protocol, Side};
-use crate::model::{Exchange, Nanos};
-use crate::order::TimeOrder;
+use crate::model::Exchange;
 use crate::source::{ExchangeReader, ReadOptions, ReadReport};
-use crate::tcp::{Ended, FlowHandle, FlowTable, StreamSink, TcpConfig};
 
+pub use self::decoder::PacketDecoder;
 use self::file::Records;
-use self::link::Skip;
 
-/// Exchanges held for ordering past these limits are released early (slightly out of order)
-/// rather than letting one stalled connection hold the whole capture in memory.
-const MAX_HELD: usize = 100_000;
-const MAX_HELD_BYTES: usize = 64 << 20;
-/// Bytes all conversations may buffer (partial messages); past it the largest are ended early.
-const MAX_CONVERSATION_BYTES: usize = 128 << 20;
-/// Packets processed per refill of the output before checking what can be released.
+/// Packets read per call of [`PcapReader::read_some`] before checking what can be released.
 const BATCH: usize = 256;
-/// Backward time steps up to this size (interfaces merged with jitter) make the watermark lag by
-/// as much; larger ones are taken for broken clocks and not accommodated.
-const MAX_SLACK: Nanos = 10_000_000_000;
-
-/// The HTTP side of one TCP connection. The conversation is created with the first payload, so
-/// connections that never carry any (scans, handshakes only) cost no parser.
-struct ConvSink {
-    id: u64,
-    a: SocketAddr,
-    b: SocketAddr,
-    conv: Option<Conversation>,
-    /// This connection's key in the reader's set of bounds.
-    bound: Option<Nanos>,
-    /// What `conv.buffered()` last said.
-    buffered: usize,
-}
-
-impl ConvSink {
-    fn conv(&mut self) -> &mut Conversation {
-        let (id, a, b) = (self.id, self.a, self.b);
-        self.conv.get_or_insert_with(|| Conversation::new(id, a, b))
-    }
-}
-
-impl StreamSink for ConvSink {
-    #[inline]
-    fn data(&mut self, side: Side, ts: Nanos, bytes: &[u8]) {
-        self.conv().data(side, ts, bytes);
-    }
-
-    fn gap(&mut self, side: Side, ts: Nanos, len: u64) {
-        self.conv().gap(side, ts, len);
-    }
-
-    fn close(&mut self, side: Side, ts: Nanos) {
-        if let Some(c) = self.conv.as_mut() {
-            c.close(side, ts);
-        }
-    }
-
-    #[inline]
-    fn wants_data(&self) -> bool {
-        self.conv
-            .as_ref()
-            .is_none_or(|c| matches!(c.protocol(), Protocol::Unknown | Protocol::Http1))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -92,23 +38,8 @@ enum State {
 pub struct PcapReader {
     records: Records,
     lenient: bool,
-    /// One bit per port when `--ports` was given.
-    ports: Option<Box<[u64; 1024]>>,
-    flows: FlowTable<ConvSink>,
-    ended: Vec<Ended<ConvSink>>,
-    order: TimeOrder,
-    held_bytes: usize,
-    scratch: Vec<Exchange>,
-    /// (bound, connection id) of every connection that may still emit an exchange.
-    bounds: BTreeSet<(Nanos, u64)>,
-    conv_bytes: usize,
+    decoder: PacketDecoder,
     report: ReadReport,
-    skips: [u64; Skip::ALL.len()],
-    port_filtered: u64,
-    /// The latest packet time seen.
-    now: Nanos,
-    /// The largest (plausible) step back in time seen between consecutive packets.
-    slack: Nanos,
     yielded: u64,
     state: State,
     error: Option<ReadError>,
@@ -118,31 +49,11 @@ impl PcapReader {
     /// Reads the file header; errors here name byte 0 (or the version field).
     pub fn new(input: Box<dyn BufRead + Send>, opts: ReadOptions) -> Result<Self, ReadError> {
         let records = Records::open(input)?;
-        let ports = (!opts.ports.is_empty()).then(|| {
-            let mut bits = Box::new([0u64; 1024]);
-            for &p in &opts.ports {
-                if let Some(w) = bits.get_mut(usize::from(p / 64)) {
-                    *w |= 1 << (p % 64);
-                }
-            }
-            bits
-        });
         Ok(PcapReader {
             records,
             lenient: opts.lenient,
-            ports,
-            flows: FlowTable::new(TcpConfig::default()),
-            ended: Vec::new(),
-            order: TimeOrder::new(),
-            held_bytes: 0,
-            scratch: Vec::new(),
-            bounds: BTreeSet::new(),
-            conv_bytes: 0,
+            decoder: PacketDecoder::new(&opts.ports),
             report: ReadReport::default(),
-            skips: [0; Skip::ALL.len()],
-            port_filtered: 0,
-            now: Nanos::MIN,
-            slack: 0,
             yielded: 0,
             state: State::Reading,
             error: None,
@@ -171,188 +82,20 @@ impl PcapReader {
                     return self.end_of_input();
                 }
             };
-            let ts = pkt.ts;
-            if ts < self.now {
-                let back = self.now.saturating_sub(ts);
-                if back <= MAX_SLACK {
-                    self.slack = self.slack.max(back);
-                }
-            } else {
-                self.now = ts;
-            }
-            let mut seg = match link::decode(pkt.linktype, pkt.data, pkt.origlen) {
-                Ok(t) => t,
-                Err(skip) => {
-                    if let Some(n) = self.skips.get_mut(skip as usize) {
-                        *n += 1;
-                    }
-                    continue;
-                }
-            };
-            if let Some(bits) = &self.ports {
-                if !port_set(bits, seg.src.port) && !port_set(bits, seg.dst.port) {
-                    self.port_filtered += 1;
-                    continue;
-                }
-            }
-            seg.ts = ts;
-            let make = |id, a, b| ConvSink {
-                id,
-                a,
-                b,
-                conv: None,
-                bound: None,
-                buffered: 0,
-            };
-            if let Some(h) = self.flows.segment(&seg, make, &mut self.ended) {
-                self.touched(h);
-            }
-            if !self.ended.is_empty() {
-                self.collect_ended();
-            }
-            if self.conv_bytes > MAX_CONVERSATION_BYTES {
-                self.shed_conversations();
-            }
-            if self.releasable() {
+            if self
+                .decoder
+                .push(pkt.linktype, pkt.ts, pkt.data, pkt.origlen)
+                && self.decoder.has_ready()
+            {
                 return;
             }
         }
     }
 
-    /// After a segment: take what the connection finished and update its bound.
-    fn touched(&mut self, h: FlowHandle) {
-        let held_back = self.flows.buffered_since(h);
-        let Some(sink) = self.flows.sink_mut(h) else {
-            return;
-        };
-        let pending = match sink.conv.as_mut() {
-            Some(conv) => {
-                conv.take_exchanges(&mut self.scratch);
-                let b = conv.buffered();
-                self.conv_bytes = self.conv_bytes + b - sink.buffered.min(self.conv_bytes);
-                sink.buffered = b;
-                conv.pending_since()
-            }
-            None => None,
-        };
-        let bound = match (pending, held_back) {
-            (Some(x), Some(y)) => Some(x.min(y)),
-            (x, y) => x.or(y),
-        };
-        if bound != sink.bound {
-            if let Some(old) = sink.bound {
-                self.bounds.remove(&(old, sink.id));
-            }
-            if let Some(new) = bound {
-                self.bounds.insert((new, sink.id));
-            }
-            sink.bound = bound;
-        }
-        self.hold_scratch();
-    }
-
-    /// Finishes the conversations of flows that ended.
-    fn collect_ended(&mut self) {
-        let mut ended = std::mem::take(&mut self.ended);
-        for e in ended.drain(..) {
-            let mut sink = e.sink;
-            if let Some(b) = sink.bound {
-                self.bounds.remove(&(b, sink.id));
-            }
-            self.conv_bytes -= sink.buffered.min(self.conv_bytes);
-            if let Some(conv) = sink.conv.as_mut() {
-                conv.finish(e.ts);
-                conv.take_exchanges(&mut self.scratch);
-                conv.take_skipped(&mut self.report);
-            }
-            self.hold_scratch();
-        }
-        self.ended = ended;
-    }
-
-    fn hold_scratch(&mut self) {
-        for ex in self.scratch.drain(..) {
-            self.held_bytes += approx_size(&ex);
-            self.order.push(ex);
-        }
-    }
-
-    /// Conversations buffer more than allowed: end the largest until well under the limit.
-    fn shed_conversations(&mut self) {
-        let mut big: Vec<(usize, FlowHandle)> = Vec::new();
-        self.flows.for_each_sink(|h, s| {
-            if s.buffered > 0 {
-                big.push((s.buffered, h));
-            }
-        });
-        big.sort_unstable_by_key(|x| std::cmp::Reverse(x.0));
-        let target = MAX_CONVERSATION_BYTES / 4 * 3;
-        for (_, h) in big {
-            if self.conv_bytes <= target {
-                break;
-            }
-            self.flows.evict(h, self.now, &mut self.ended);
-            self.collect_ended();
-        }
-    }
-
     fn end_of_input(&mut self) {
-        self.flows.finish_all(self.now, &mut self.ended);
-        self.collect_ended();
-        self.bounds.clear();
+        self.decoder.finish();
         self.state = State::Draining;
     }
-
-    /// Nothing unreleased can start before this (barring clock steps back of more than the
-    /// slack seen so far).
-    fn watermark(&self) -> Nanos {
-        let now = self.now.saturating_sub(self.slack);
-        match self.bounds.first() {
-            Some(&(t, _)) => t.min(now),
-            None => now,
-        }
-    }
-
-    fn over_limits(&self) -> bool {
-        self.order.len() > MAX_HELD || self.held_bytes > MAX_HELD_BYTES
-    }
-
-    fn releasable(&self) -> bool {
-        match self.order.earliest() {
-            Some(t) => t <= self.watermark() || self.over_limits(),
-            None => false,
-        }
-    }
-
-    fn release(&mut self) -> Option<Exchange> {
-        let ex = if self.over_limits() {
-            self.order.pop()
-        } else {
-            self.order.pop_until(self.watermark())
-        }?;
-        self.held_bytes -= approx_size(&ex).min(self.held_bytes);
-        self.yielded += 1;
-        Some(ex)
-    }
-}
-
-fn port_set(bits: &[u64; 1024], p: u16) -> bool {
-    bits.get(usize::from(p / 64))
-        .is_some_and(|w| w & (1 << (p % 64)) != 0)
-}
-
-/// Roughly what an exchange holds in memory.
-fn approx_size(ex: &Exchange) -> usize {
-    let head = |h: &crate::model::Headers| {
-        h.iter()
-            .map(|x| x.name.len() + x.value.len() + 48)
-            .sum::<usize>()
-    };
-    let mut n = 256 + ex.request.body.len() + ex.request.target.len() + head(&ex.request.headers);
-    for r in ex.response.iter().chain(&ex.interim) {
-        n += 128 + r.body.len() + head(&r.headers);
-    }
-    n
 }
 
 impl Iterator for PcapReader {
@@ -362,17 +105,17 @@ impl Iterator for PcapReader {
         loop {
             match self.state {
                 State::Reading => {
-                    if let Some(ex) = self.release() {
+                    if let Some(ex) = self.decoder.pop_ready() {
+                        self.yielded += 1;
                         return Some(Ok(ex));
                     }
                     self.read_some();
                 }
                 State::Draining => {
-                    if let Some(ex) = self.order.pop() {
+                    if let Some(ex) = self.decoder.pop_ready() {
                         self.yielded += 1;
                         return Some(Ok(ex));
                     }
-                    self.held_bytes = 0;
                     self.state = State::Done;
                     if let Some(e) = self.error.take() {
                         return Some(Err(e.read_before(self.yielded)));
@@ -387,15 +130,7 @@ impl Iterator for PcapReader {
 impl ExchangeReader for PcapReader {
     fn report(&self) -> ReadReport {
         let mut r = self.report.clone();
-        for s in Skip::ALL {
-            let n = self.skips.get(s as usize).copied().unwrap_or(0);
-            if n > 0 {
-                r.skip(s.name(), n);
-            }
-        }
-        if self.port_filtered > 0 {
-            r.skip("port_filtered", self.port_filtered);
-        }
+        r.merge(&self.decoder.report());
         r.bytes_read = self.records.bytes_read();
         r
     }
