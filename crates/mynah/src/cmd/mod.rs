@@ -37,6 +37,18 @@ pub fn parse_format(s: &str) -> Result<Format> {
     })
 }
 
+/// The format of a capture file mynah writes (`.gor`, `.gor.gz`, `.har`), from its name.
+pub fn output_format(path: &std::path::Path) -> Result<Format> {
+    Format::from_path(path)
+        .filter(|f| *f != Format::Pcap)
+        .ok_or_else(|| {
+            UsageError(format!(
+                "cannot tell the output format from {path:?}: name it .gor, .gor.gz or .har"
+            ))
+            .into()
+        })
+}
+
 /// Opens every input and merges them into one stream in request-time order.
 pub fn open_inputs(
     files: &[std::path::PathBuf],

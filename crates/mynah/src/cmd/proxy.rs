@@ -11,7 +11,7 @@ use mynah_capture::proxy::{
     ListenerTls, Proxy, ProxyConfig, ProxyStats, Recorder, RecorderOptions, RecorderStats,
     UpstreamTrust,
 };
-use mynah_traffic::{Format, Pipeline};
+use mynah_traffic::Pipeline;
 
 use super::UsageError;
 use crate::cli::ProxyArgs;
@@ -20,14 +20,7 @@ pub fn run(args: ProxyArgs) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     let max_body = parse_size(&args.max_body)
         .map_err(|e| UsageError(format!("--max-body {:?}: {e}", args.max_body)))?;
-    let format = Format::from_path(&args.output)
-        .filter(|f| *f != Format::Pcap)
-        .ok_or_else(|| {
-            UsageError(format!(
-                "cannot tell the output format from {:?}: name it .gor, .gor.gz or .har",
-                args.output
-            ))
-        })?;
+    let format = super::output_format(&args.output)?;
     let mut config =
         ProxyConfig::new(listen, &args.upstream).map_err(|e| UsageError(e.to_string()))?;
     config.max_body = max_body;

@@ -27,20 +27,13 @@ mod live {
     use anyhow::{anyhow, Context, Result};
     use mynah_capture::sniff::{SniffCounts, SniffOptions, SniffStats, Sniffer};
     use mynah_traffic::sink::{self, ExchangeWriter, RotatingWriter};
-    use mynah_traffic::{Format, Incomplete, Pipeline};
+    use mynah_traffic::{Incomplete, Pipeline};
 
     use super::super::UsageError;
     use crate::cli::RecordArgs;
 
     pub fn run(args: RecordArgs) -> Result<()> {
-        let format = Format::from_path(&args.output)
-            .filter(|f| *f != Format::Pcap)
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "cannot tell the output format from {:?}: name it .gor, .gor.gz or .har",
-                    args.output
-                ))
-            })?;
+        let format = super::super::output_format(&args.output)?;
         let rotate = args
             .rotate_size
             .as_deref()
