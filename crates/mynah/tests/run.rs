@@ -340,7 +340,13 @@ load: {{ users: 1, spawn_rate: 1, run_time: 2s }}
     assert!(private >= 12, "{stats:?}");
     // Sessions of exactly 3 tasks: logins = ceil(private / 3); each session but the first
     // began with the previous one's on_stop, and the user's own end runs on_stop once more.
-    assert_eq!(logins, private.div_ceil(3), "{stats:?}");
+    // The run may end just after a session ended and the next one logged in, before its first
+    // task: one login more then.
+    let sessions = private.div_ceil(3);
+    assert!(
+        logins == sessions || (private % 3 == 0 && logins == sessions + 1),
+        "{stats:?}"
+    );
     assert!(stops == logins || stops == logins - 1, "{stats:?}");
     assert_eq!(stats.unauthorized, 0, "{stats:?}");
 }
