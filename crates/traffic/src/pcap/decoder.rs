@@ -402,27 +402,7 @@ mod tests {
     const MS: Nanos = 1_000_000;
     const T0: Nanos = 1_700_000_000_000 * MS;
 
-    /// An Ethernet frame of connection `c` (10.0.0.1:(40000 + c) -> 10.0.0.2:80).
-    fn frame(c: u16, client: bool, seq: u32, ack: u32, flags: u8, data: &[u8]) -> Vec<u8> {
-        let (cip, sip) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-        let (src, dst, sp, dp) = if client {
-            (cip, sip, 40000 + c, 80)
-        } else {
-            (sip, cip, 80, 40000 + c)
-        };
-        let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4(src, dst, 64)
-            .tcp(sp, dp, seq, 65535);
-        if flags & SYN != 0 {
-            b = b.syn();
-        }
-        if flags & ACK != 0 {
-            b = b.ack(ack);
-        }
-        let mut f = Vec::new();
-        b.write(&mut f, data).unwrap();
-        f
-    }
+    use crate::pcap::test_frame as frame;
 
     fn push(d: &mut PacketDecoder, ms: Nanos, f: &[u8]) {
         assert!(d.push(1, T0 + ms * MS, f, f.len() as u32));

@@ -136,6 +136,44 @@ impl ExchangeReader for PcapReader {
     }
 }
 
+/// An Ethernet frame of test connection `c` (10.0.0.1:(40000 + c) <-> 10.0.0.2:80), for the tests
+/// of the file reader and of the packet decoder.
+#[cfg(test)]
+pub(crate) fn test_frame(
+    c: u16,
+    client: bool,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    use crate::tcp::{ACK, FIN, RST, SYN};
+    let (cip, sip) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let (src, dst, sp, dp) = if client {
+        (cip, sip, 40000 + c, 80)
+    } else {
+        (sip, cip, 80, 40000 + c)
+    };
+    let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, seq, 65535);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(ack);
+    }
+    let mut frame = Vec::new();
+    b.write(&mut frame, data).unwrap();
+    frame
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,30 +463,7 @@ mod tests {
             data: &[u8],
             keep: Option<usize>,
         ) {
-            use crate::tcp::{ACK, FIN, RST, SYN};
-            let (cip, sip) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-            let (src, dst, sp, dp) = if client {
-                (cip, sip, 40000 + c, 80)
-            } else {
-                (sip, cip, 80, 40000 + c)
-            };
-            let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
-                .ipv4(src, dst, 64)
-                .tcp(sp, dp, seq, 65535);
-            if flags & SYN != 0 {
-                b = b.syn();
-            }
-            if flags & FIN != 0 {
-                b = b.fin();
-            }
-            if flags & RST != 0 {
-                b = b.rst();
-            }
-            if flags & ACK != 0 {
-                b = b.ack(ack);
-            }
-            let mut frame = Vec::new();
-            b.write(&mut frame, data).unwrap();
+            let mut frame = super::test_frame(c, client, seq, ack, flags, data);
             let orig = frame.len() as u32;
             if let Some(k) = keep {
                 frame.truncate(k);
