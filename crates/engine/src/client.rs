@@ -24,11 +24,14 @@ use mynah_stats::FailureKind;
 mod conn;
 mod cookies;
 mod h1;
+mod headers;
+mod pool;
 mod replay;
 mod tls;
 
 #[doc(hidden)]
 pub use h1::{read_response, ReadResponse};
+pub use headers::{GetAll as ResponseHeaderValues, Iter as ResponseHeadersIter, ResponseHeaders};
 pub use replay::WireResponse;
 
 use conn::{Conn, Target};
@@ -112,7 +115,7 @@ pub struct Response {
     /// Final status (after redirects).
     pub status: u16,
     /// Final response headers.
-    pub headers: http::HeaderMap,
+    pub headers: ResponseHeaders,
     /// Body (decoded from chunked framing, not from Content-Encoding), at most
     /// [`ClientConfig::max_body_bytes`].
     pub body: Bytes,
@@ -201,7 +204,13 @@ impl Client {
     pub async fn send(&mut self, request: Request) -> Result<Response, Failure> {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
-        let result = under_timer(&mut timer, limit, self.send_inner(request)).await;
+        // Pinned where it is made: passed by value, the request future would be stored twice
+        // in this one (as the argument and inside `under_timer`'s), and copied whole on each
+        // request.
+        let result = {
+            let request = std::pin::pin!(self.send_inner(request));
+            under_timer(&mut timer, limit, request).await
+        };
         self.timer.sleep = Some(timer);
         result
     }
@@ -249,7 +258,7 @@ impl Client {
                     let keep = if redirect { 0 } else { config.max_body_bytes };
                     let (body, truncated) =
                         Box::pin(read_body(&mut incoming, keep, &mut bytes_received)).await?;
-                    (Some(conn), status, parts.headers, body, truncated)
+                    (Some(conn), status, parts.headers.into(), body, truncated)
                 }
             };
             if let Some(conn) = conn {
@@ -262,7 +271,7 @@ impl Client {
                 &response_headers,
                 &mut set_cookies,
             );
-            let location = match response_headers.get(header::LOCATION) {
+            let location = match response_headers.get("location") {
                 Some(l) if config.follow_redirects && is_redirect(status) => l,
                 _ => {
                     return Ok(Response {
@@ -281,8 +290,7 @@ impl Client {
                     message: format!("too many redirects ({})", config.max_redirects),
                 });
             }
-            let next = location
-                .to_str()
+            let next = std::str::from_utf8(location)
                 .ok()
                 .and_then(|l| resolve(&uri, l))
                 .ok_or_else(|| Failure::new(FailureKind::Protocol, "invalid redirect location"))?;
@@ -328,7 +336,7 @@ impl Client {
         loop {
             let (mut conn, reused) = self.take_conn(target).await?;
             if conn.raw().is_some() {
-                let mut wire = Vec::new();
+                let mut wire = pool::write_buffer();
                 self.serialize_h1(target, method, uri, headers, body, &mut wire);
                 let keep = self.shared.config.max_body_bytes;
                 let is_head = *method == http::Method::HEAD;
@@ -412,11 +420,7 @@ impl Client {
         out.extend_from_slice(request_target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         if !headers.contains_key(header::HOST) {
-            if let Some(authority) = uri.authority() {
-                let host = authority.as_str();
-                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-                line(out, b"host", host.as_bytes());
-            }
+            line(out, b"host", target.host_header.as_bytes());
         }
         for (name, value) in headers {
             line(out, name.as_str().as_bytes(), value.as_bytes());
@@ -522,7 +526,7 @@ enum Exchanged {
 pub(crate) async fn under_timer<T>(
     timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
-    request: impl std::future::Future<Output = Result<T, Failure>>,
+    request: std::pin::Pin<&mut impl std::future::Future<Output = Result<T, Failure>>>,
 ) -> Result<T, Failure> {
     tokio::select! {
         biased;

@@ -94,21 +94,30 @@ impl Clock {
     }
 }
 
-/// Folds samples into the statistics.
+/// Folds samples into the statistics. `slots` caches, per plan endpoint, where the statistics
+/// keep it (see [`RunStats::endpoint_slot`]); it belongs to the caller and survives between
+/// calls (and statistics resets: a stale slot is only a slower lookup).
 pub(crate) fn record(
     stats: &mut RunStats,
     endpoints: &[(String, String)],
+    slots: &mut Vec<usize>,
     clock: &Clock,
     samples: &mut Vec<Sample>,
 ) {
+    if slots.len() < endpoints.len() {
+        slots.resize(endpoints.len(), usize::MAX);
+    }
     for s in samples.drain(..) {
-        let Some((method, name)) = endpoints.get(s.endpoint as usize) else {
+        let i = s.endpoint as usize;
+        let Some((method, name)) = endpoints.get(i) else {
             continue;
         };
+        let slot = stats.endpoint_slot(method, name, slots[i]);
+        slots[i] = slot;
         let at_ns = clock.unix_ns(s.at);
         match s.failure {
-            None => stats.record_success(method, name, at_ns, s.latency_us.unwrap_or(0), s.bytes),
-            Some(f) => stats.record_failure(method, name, at_ns, s.latency_us, f.0, &f.1),
+            None => stats.record_success_at(slot, at_ns, s.latency_us.unwrap_or(0), s.bytes),
+            Some(f) => stats.record_failure_at(slot, at_ns, s.latency_us, f.0, &f.1),
         }
     }
 }
@@ -141,11 +150,25 @@ mod tests {
             ("GET".to_string(), "/a".to_string()),
             ("POST".to_string(), "/b".to_string()),
         ];
-        record(&mut stats, &endpoints, &clock, &mut buf);
+        let mut slots = Vec::new();
+        record(&mut stats, &endpoints, &mut slots, &clock, &mut buf);
         assert_eq!(stats.total().requests(), 10);
         assert_eq!(stats.total().failures(), 1);
         assert_eq!(stats.endpoint("GET", "/a").unwrap().requests(), 5);
         assert_eq!(stats.endpoint("POST", "/b").unwrap().failures(), 1);
+        // After the statistics are replaced (a reset), the cached slots still land right.
+        let mut stats = RunStats::new(clock.start_unix_ns);
+        stats.record_success("PUT", "/other", clock.start_unix_ns, 5, 0);
+        let mut buf = vec![Sample {
+            endpoint: 1,
+            at: 0,
+            latency_us: Some(7),
+            bytes: 1,
+            failure: None,
+        }];
+        record(&mut stats, &endpoints, &mut slots, &clock, &mut buf);
+        assert_eq!(stats.endpoint("POST", "/b").unwrap().requests(), 1);
+        assert_eq!(stats.endpoint("PUT", "/other").unwrap().requests(), 1);
         let mut again = Vec::new();
         sink.drain(&mut again);
         assert!(again.is_empty());

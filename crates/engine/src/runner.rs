@@ -387,6 +387,7 @@ pub async fn run_controlled(
 
     let mut stats = RunStats::new(clock.start_unix_ns);
     let mut collector = Collector {
+        slots: Vec::new(),
         buf: Vec::new(),
         next_tick: clock.start + TICK_EVERY,
         users_max: 0,
@@ -543,6 +544,8 @@ impl Drop for Workers {
 
 struct Collector {
     buf: Vec<Sample>,
+    /// Where the statistics keep each plan endpoint (see `collect::record`).
+    slots: Vec<usize>,
     next_tick: Instant,
     users_max: u64,
     dropped_seen: u64,
@@ -569,7 +572,13 @@ impl Collector {
         }
         stats.set_users(users);
         shared.sink.drain(&mut self.buf);
-        record(stats, &shared.plan.endpoints, &shared.clock, &mut self.buf);
+        record(
+            stats,
+            &shared.plan.endpoints,
+            &mut self.slots,
+            &shared.clock,
+            &mut self.buf,
+        );
         let dropped = live.dropped.load(Ordering::Relaxed);
         stats.record_dropped(dropped - self.dropped_seen);
         self.dropped_seen = dropped;

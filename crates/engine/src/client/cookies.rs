@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use http::header::HeaderValue;
 
 #[derive(Debug)]
 struct Cookie {
@@ -78,11 +78,13 @@ impl Jar {
         https: bool,
         host: &str,
         path: &str,
-        headers: &HeaderMap,
+        headers: &super::ResponseHeaders,
         set: &mut Vec<(String, String)>,
     ) {
-        for value in headers.get_all(SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
+        for value in headers.get_all("set-cookie") {
+            let Ok(text) = std::str::from_utf8(value) else {
+                continue;
+            };
             if let Some(cookie) = parse(text, https, host, path) {
                 set.push((cookie.name.to_string(), cookie.value.to_string()));
                 self.put(cookie);
@@ -297,6 +299,7 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{HeaderMap, SET_COOKIE};
 
     fn jar_with(
         headers: &[&str],
@@ -310,7 +313,7 @@ mod tests {
         }
         let mut jar = Jar::default();
         let mut set = Vec::new();
-        jar.store(https, host, path, &map, &mut set);
+        jar.store(https, host, path, &map.into(), &mut set);
         (jar, set)
     }
 
@@ -386,14 +389,14 @@ mod tests {
             HeaderValue::from_static("t=3; Path=/; Expires=Wed, 21 Oct 2099 07:28:00 GMT"),
         );
         let mut set = Vec::new();
-        jar.store(false, "h", "/", &map, &mut set);
+        jar.store(false, "h", "/", &map.clone().into(), &mut set);
         assert_eq!(jar.header(false, "h", "/").unwrap(), "t=3");
         map.clear();
         map.append(
             SET_COOKIE,
             HeaderValue::from_static("t=x; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
         );
-        jar.store(false, "h", "/", &map, &mut set);
+        jar.store(false, "h", "/", &map.into(), &mut set);
         assert!(jar.header(false, "h", "/").is_none());
         assert_eq!(set.len(), 3);
     }

@@ -14,14 +14,18 @@ use std::io;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::headers::{ResponseHeaders, Span};
+
 /// Largest response head accepted; a bigger one is a protocol failure, not unbounded memory.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Headers per response head.
 const MAX_HEADERS: usize = 128;
 /// Longest chunk-size line (with extensions) or trailer line.
 const MAX_LINE: usize = 8 * 1024;
+/// Largest body buffer reserved up front from a Content-Length.
+const PRESIZE_LIMIT: u64 = 64 * 1024;
 /// First read size: most responses of a load test fit.
-const FIRST_READ: usize = 8 * 1024;
+pub(crate) const FIRST_READ: usize = 8 * 1024;
 
 /// Why an exchange failed, mapped to a failure kind by the caller.
 #[derive(Debug)]
@@ -41,7 +45,7 @@ pub(crate) enum H1Error {
 #[derive(Debug)]
 pub(crate) struct H1Response {
     pub status: u16,
-    pub headers: http::HeaderMap,
+    pub headers: ResponseHeaders,
     pub body: Bytes,
     pub truncated: bool,
     /// Whether the connection can carry another request.
@@ -63,10 +67,11 @@ where
 {
     io.write_all(request).await.map_err(write_error)?;
     io.flush().await.map_err(write_error)?;
-    let mut buf = BytesMut::with_capacity(FIRST_READ);
+    let mut pooled = super::pool::read_buffer();
+    let buf = &mut *pooled;
     let mut got_any = false;
     loop {
-        let head = read_head(io, &mut buf, &mut got_any).await?;
+        let head = read_head(io, buf, &mut got_any).await?;
         if (100..200).contains(&head.status) {
             if head.status == 101 {
                 return Err(H1Error::Malformed(
@@ -77,19 +82,27 @@ where
             continue;
         }
         let framing = framing(&head, head_request)?;
-        let mut body = Body::new(keep);
+        let mut body = match framing {
+            // Sized up front (a `Bytes` frozen from a buffer with spare room needs a second
+            // allocation, a shared header, and its free), but not beyond what a lying
+            // Content-Length could make us reserve for nothing.
+            Framing::Length(n) => {
+                Body::with_capacity(keep, n.min(keep as u64).min(PRESIZE_LIMIT) as usize)
+            }
+            _ => Body::new(keep),
+        };
         let eof = match framing {
             Framing::None => false,
             Framing::Length(n) => {
-                read_length(io, &mut buf, n, &mut body, received).await?;
+                read_length(io, buf, n, &mut body, received).await?;
                 false
             }
             Framing::Chunked => {
-                read_chunked(io, &mut buf, &mut body, received).await?;
+                read_chunked(io, buf, &mut body, received).await?;
                 false
             }
             Framing::UntilClose => {
-                read_until_close(io, &mut buf, &mut body, received).await?;
+                read_until_close(io, buf, &mut body, received).await?;
                 true
             }
         };
@@ -117,9 +130,11 @@ fn write_error(e: io::Error) -> H1Error {
 
 struct Head {
     status: u16,
-    headers: http::HeaderMap,
+    headers: ResponseHeaders,
     keep_alive: bool,
     http10: bool,
+    chunked: Option<bool>,
+    length: Length,
 }
 
 async fn fill<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> Result<usize, H1Error> {
@@ -155,10 +170,12 @@ async fn read_head<S: AsyncRead + Unpin>(
                     )))
                 }
                 Ok(httparse::Status::Complete(len)) => {
-                    let parsed = parse_head(&response, buf.as_ptr() as usize)?;
-                    // The header values are slices of the head: no copy per value.
-                    let raw = buf.split_to(len).freeze();
-                    return Ok(parsed.into_head(&raw));
+                    let parsed = parse_head(&response, buf.as_ptr() as usize);
+                    // One small copy of the head, so the receive buffer is never shared and
+                    // goes back to the pool whole; the headers are places in that copy.
+                    let raw = Bytes::copy_from_slice(&buf[..len]);
+                    buf.advance(len);
+                    return Ok(parsed.into_head(raw));
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(H1Error::Malformed(format!("malformed response: {e}"))),
@@ -182,74 +199,113 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-/// A parsed head whose header values are still byte ranges of the receive buffer.
-struct ParsedHead {
-    status: u16,
-    http10: bool,
-    keep_alive: bool,
-    headers: Vec<(http::HeaderName, usize, usize)>,
-}
-
-impl ParsedHead {
-    fn into_head(self, raw: &Bytes) -> Head {
-        let mut headers = http::HeaderMap::with_capacity(self.headers.len());
-        for (name, start, end) in self.headers {
-            // Checked in `parse_head`, so this cannot fail; skip rather than panic regardless.
-            if let Ok(value) = http::HeaderValue::from_maybe_shared(raw.slice(start..end)) {
-                headers.append(name, value);
-            }
-        }
-        Head {
-            status: self.status,
-            headers,
-            keep_alive: self.keep_alive,
-            http10: self.http10,
-        }
-    }
-}
-
-/// Validates a head's names and values and notes where each value lies relative to `base`,
-/// the start of the buffer `r` was parsed from.
-fn parse_head(r: &httparse::Response<'_, '_>, base: usize) -> Result<ParsedHead, H1Error> {
-    let status = r.code.unwrap_or(0);
-    let http10 = r.version == Some(0);
-    let mut headers = Vec::with_capacity(r.headers.len());
+/// Notes where each header's name and value lie relative to `base`, the start of the buffer
+/// `r` was parsed from, and reads the few headers framing depends on, in one pass. Nothing is
+/// checked again: httparse accepts only token names and values without control bytes, the same
+/// rules as the `http` crate's (so `ResponseHeaders::to_header_map` loses nothing).
+fn parse_head(r: &httparse::Response<'_, '_>, base: usize) -> ParsedHead {
+    let mut spans = Vec::with_capacity(r.headers.len());
     let mut connection_close = false;
     let mut connection_keep_alive = false;
+    let mut chunked = None;
+    let mut length = Length::Absent;
+    let offset = |s: &[u8]| {
+        let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
+        (start, start + s.len() as u32)
+    };
     for h in r.headers.iter() {
-        let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-            H1Error::Malformed(format!(
-                "malformed response: invalid header name {:?}",
-                h.name
-            ))
-        })?;
-        // The `http` crate's rule for header values, checked here without copying.
-        if !h.value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t') {
-            return Err(H1Error::Malformed(format!(
-                "malformed response: invalid value for header {name}"
-            )));
-        }
-        if name == http::header::CONNECTION {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                connection_close |= token.eq_ignore_ascii_case(b"close");
-                connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        let name = h.name.as_bytes();
+        // Length first: most names are ruled out by one compare.
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    connection_close |= token.eq_ignore_ascii_case(b"close");
+                    connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
+            14 if name.eq_ignore_ascii_case(b"content-length") => length.add(h.value),
+            // The last Transfer-Encoding's last coding decides.
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                chunked = Some(
+                    h.value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+                );
+            }
+            _ => {}
         }
-        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-        headers.push((name, start, start + h.value.len()));
+        spans.push(Span {
+            name: offset(name),
+            value: offset(h.value),
+        });
     }
+    let http10 = r.version == Some(0);
     let keep_alive = if http10 {
         connection_keep_alive && !connection_close
     } else {
         !connection_close
     };
-    Ok(ParsedHead {
-        status,
+    ParsedHead {
+        status: r.code.unwrap_or(0),
         http10,
         keep_alive,
-        headers,
-    })
+        chunked,
+        length,
+        spans,
+    }
+}
+
+/// What the Content-Length headers said; judged only when the length frames the body.
+#[derive(Clone, Copy)]
+enum Length {
+    Absent,
+    Is(u64),
+    Invalid,
+    Conflicting,
+}
+
+impl Length {
+    /// Adds one Content-Length value (a comma-separated list of equal numbers is allowed).
+    fn add(&mut self, value: &[u8]) {
+        for part in value.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let n = (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
+                .then(|| part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
+            *self = match (*self, n) {
+                (Length::Invalid | Length::Conflicting, _) => return,
+                (_, None) => Length::Invalid,
+                (Length::Absent, Some(n)) => Length::Is(n),
+                (Length::Is(l), Some(n)) if l == n => Length::Is(n),
+                (Length::Is(_), Some(_)) => Length::Conflicting,
+            };
+        }
+    }
+}
+
+/// A parsed head, its header places still relative to the receive buffer.
+struct ParsedHead {
+    status: u16,
+    http10: bool,
+    keep_alive: bool,
+    /// Whether the last Transfer-Encoding ends in `chunked`; `None` without one.
+    chunked: Option<bool>,
+    length: Length,
+    spans: Vec<Span>,
+}
+
+impl ParsedHead {
+    fn into_head(self, raw: Bytes) -> Head {
+        Head {
+            status: self.status,
+            headers: ResponseHeaders::raw(raw, self.spans),
+            keep_alive: self.keep_alive,
+            http10: self.http10,
+            chunked: self.chunked,
+            length: self.length,
+        }
+    }
 }
 
 enum Framing {
@@ -264,40 +320,21 @@ fn framing(head: &Head, head_request: bool) -> Result<Framing, H1Error> {
     if head_request || head.status == 204 || head.status == 304 {
         return Ok(Framing::None);
     }
-    let te = head.headers.get_all(http::header::TRANSFER_ENCODING);
-    if let Some(last) = te.iter().next_back() {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        if chunked && !head.http10 {
-            return Ok(Framing::Chunked);
-        }
-        return Ok(Framing::UntilClose);
+    match head.chunked {
+        Some(true) if !head.http10 => return Ok(Framing::Chunked),
+        Some(_) => return Ok(Framing::UntilClose),
+        None => {}
     }
-    let mut length: Option<u64> = None;
-    for v in head.headers.get_all(http::header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    H1Error::Malformed("malformed response: invalid Content-Length".into())
-                })?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::Malformed(
-                    "malformed response: conflicting Content-Length values".into(),
-                ));
-            }
-            length = Some(n);
-        }
+    match head.length {
+        Length::Absent => Ok(Framing::UntilClose),
+        Length::Is(n) => Ok(Framing::Length(n)),
+        Length::Invalid => Err(H1Error::Malformed(
+            "malformed response: invalid Content-Length".into(),
+        )),
+        Length::Conflicting => Err(H1Error::Malformed(
+            "malformed response: conflicting Content-Length values".into(),
+        )),
     }
-    Ok(match length {
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
-    })
 }
 
 /// The body as it arrives, kept up to a limit. Kept bytes are copied out of the read buffer,
@@ -311,9 +348,13 @@ struct Body {
 
 impl Body {
     fn new(keep: usize) -> Body {
+        Body::with_capacity(keep, 0)
+    }
+
+    fn with_capacity(keep: usize, capacity: usize) -> Body {
         Body {
             keep,
-            data: BytesMut::new(),
+            data: BytesMut::with_capacity(capacity),
             truncated: false,
         }
     }
@@ -692,6 +733,64 @@ mod tests {
             run(&[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"], false, 10).await,
             Err(H1Error::Malformed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn headers_are_kept_as_sent_and_framing_reads_them() {
+        let (r, n) = run(
+            &[b"HTTP/1.1 200 OK\r\nX-A: 1\r\ncontent-LENGTH: 3, 3\r\nSet-Cookie: s=1\r\nset-cookie: t=2\r\nX-Obs: caf\xc3\xa9\r\n\r\nabc"],
+            false,
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!((&r.body[..], n), (&b"abc"[..], 3));
+        assert_eq!(r.headers.len(), 5);
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["X-A", "content-LENGTH", "Set-Cookie", "set-cookie", "X-Obs"]
+        );
+        assert_eq!(r.headers.get_all("SET-cookie").count(), 2);
+        // Everything httparse accepts, the `http` crate accepts too.
+        let map = r.headers.to_header_map();
+        assert_eq!(map.len(), 5);
+        assert_eq!(map["x-obs"].as_bytes(), "café".as_bytes());
+    }
+
+    #[tokio::test]
+    async fn content_length_is_judged_only_when_it_frames_the_body() {
+        // A HEAD response's length describes the GET it stands for, and is not read.
+        let (r, _) = run(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: banana\r\n\r\n"],
+            true,
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+        // Transfer-Encoding wins over Content-Length.
+        let (r, _) = run(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"],
+            false,
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&r.body[..], b"x");
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 123456789012345678901\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Del: a\x7fb\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(run(&[bad], false, 10).await, Err(H1Error::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use super::{h1, h1_failure, under_timer, Client, Failure};
 pub struct WireResponse {
     /// Status code.
     pub status: u16,
-    /// Response headers (names lowercase, as `http::HeaderMap` keeps them).
-    pub headers: http::HeaderMap,
+    /// Response headers, names in the case the target sent.
+    pub headers: super::ResponseHeaders,
     /// Body, de-chunked but still content-coded, at most the `keep` bytes asked for.
     pub body: bytes::Bytes,
     /// Whether `body` was cut at `keep`.
@@ -41,12 +41,12 @@ impl Client {
     ) -> Result<WireResponse, Failure> {
         let limit = self.shared.config.request_timeout;
         let mut timer = self.timer.arm(limit);
-        let result = under_timer(
-            &mut timer,
-            limit,
-            self.send_wire_inner(origin, wire, head_request, idempotent, keep),
-        )
-        .await;
+        // Pinned in place, as in `Client::send`.
+        let result = {
+            let request =
+                std::pin::pin!(self.send_wire_inner(origin, wire, head_request, idempotent, keep));
+            under_timer(&mut timer, limit, request).await
+        };
         self.timer.sleep = Some(timer);
         result
     }

@@ -367,6 +367,7 @@ pub async fn replay(
 
     let mut stats = RunStats::new(clock.start_unix_ns);
     let mut collector = Collector {
+        slots: Vec::new(),
         buf: Vec::new(),
         lag: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
             .unwrap_or_else(|_| hdrhistogram::Histogram::new(3).expect("3 sigfigs is valid")),
@@ -1231,11 +1232,11 @@ impl Lane {
 /// de-chunked (so no Transfer-Encoding) but still content-coded, as `BodyForm::Wire` says.
 pub(crate) fn to_traffic(r: &client::WireResponse) -> mynah_traffic::Response {
     let mut headers = Headers::new();
-    for (name, value) in &r.headers {
-        if name == http::header::TRANSFER_ENCODING {
+    for (name, value) in r.headers.iter() {
+        if name.eq_ignore_ascii_case("transfer-encoding") {
             continue;
         }
-        headers.push(name.as_str(), value.as_bytes().to_vec());
+        headers.push(name, value.to_vec());
     }
     mynah_traffic::Response {
         version: mynah_traffic::Version::Http11,
@@ -1249,6 +1250,8 @@ pub(crate) fn to_traffic(r: &client::WireResponse) -> mynah_traffic::Response {
 
 struct Collector {
     buf: Vec<Sample>,
+    /// Where the statistics keep each endpoint of the table (see `collect::record`).
+    slots: Vec<usize>,
     lag: hdrhistogram::Histogram<u64>,
     lag_buf: Vec<u64>,
     /// The worst lag (µs) since the last tick.
@@ -1275,7 +1278,7 @@ impl Collector {
         shared.sink.drain(&mut self.buf);
         {
             let table = shared.endpoints.read().unwrap_or_else(|p| p.into_inner());
-            record(stats, &table, &shared.clock, &mut self.buf);
+            record(stats, &table, &mut self.slots, &shared.clock, &mut self.buf);
         }
         {
             let mut lags = shared.lags.lock().unwrap_or_else(|p| p.into_inner());
