@@ -8,7 +8,8 @@
 //! and drops a connection after any failure.
 //!
 //! Pieces: `conn` (resolve, connect, TLS, handshake, error mapping), `h1` (the HTTP/1.1
-//! exchange), `tls` (the rustls configuration), `cookies` (the per-user jar). A `Client` is an
+//! exchange), `headers` (a response's headers as received), `pool` (per-thread exchange
+//! buffers), `tls` (the rustls configuration), `cookies` (the per-user jar). A `Client` is an
 //! `Arc` and two `Vec`s (no allocation until used); `bench/run_memory.sh` measures 3–5 KiB per
 //! idle virtual user with its keep-alive connection.
 
