@@ -18,6 +18,13 @@ pub(crate) struct Span {
     pub value: (u32, u32),
 }
 
+/// The bytes of `range` in `head`; empty if the range does not fit (it always does when the
+/// spans come from the parser, but a lookup must never panic).
+fn part(head: &[u8], range: (u32, u32)) -> &[u8] {
+    head.get(range.0 as usize..range.1 as usize)
+        .unwrap_or_default()
+}
+
 /// A response's headers, in the order received. Names compare case-insensitively; an
 /// HTTP/1.1 response keeps its names' case as sent, an HTTP/2 one has them lowercase.
 #[derive(Clone, Default)]
@@ -107,8 +114,8 @@ impl ResponseHeaders {
             Repr::Raw { head, spans } => {
                 let mut map = http::HeaderMap::with_capacity(spans.len());
                 for s in spans {
-                    let name = &head[s.name.0 as usize..s.name.1 as usize];
-                    let value = head.slice(s.value.0 as usize..s.value.1 as usize);
+                    let name = part(head, s.name);
+                    let value = head.slice_ref(part(head, s.value));
                     // Both were checked by the parser; skip rather than panic regardless.
                     if let (Ok(name), Ok(value)) = (
                         http::HeaderName::from_bytes(name),
@@ -181,10 +188,8 @@ impl<'a> Iterator for GetAll<'a, '_> {
             IterRepr::Raw(head, spans) => {
                 let head: &'a [u8] = head;
                 spans
-                    .find(|s| {
-                        head[s.name.0 as usize..s.name.1 as usize].eq_ignore_ascii_case(self.name)
-                    })
-                    .map(|s| &head[s.value.0 as usize..s.value.1 as usize])
+                    .find(|s| part(head, s.name).eq_ignore_ascii_case(self.name))
+                    .map(|s| part(head, s.value))
             }
             IterRepr::Map(m) => m
                 .find(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(self.name))
@@ -201,10 +206,10 @@ impl<'a> Iterator for Iter<'a> {
             IterRepr::Raw(head, spans) => {
                 let s = spans.next()?;
                 let head: &'a [u8] = head;
-                let name = &head[s.name.0 as usize..s.name.1 as usize];
+                let name = part(head, s.name);
                 // Names were checked to be tokens (ASCII) by the parser.
                 let name = std::str::from_utf8(name).unwrap_or("");
-                Some((name, &head[s.value.0 as usize..s.value.1 as usize]))
+                Some((name, part(head, s.value)))
             }
             IterRepr::Map(m) => m.next().map(|(n, v)| (n.as_str(), v.as_bytes())),
         }
