@@ -34,6 +34,33 @@ start_nginx() {
   nginx_pid=$!
 }
 
+# Writes $work/ng/nginx.conf for the single-worker nginx the load benchmarks drive (keep-alive long
+# enough that no connection is ever closed during a run) listening on 127.0.0.1:$1, with the
+# http-level access-log lines $2 and the server's locations $3; starts it on core 0 and waits until
+# it listens. Sets $nginx_pid.
+start_bench_nginx() {
+  local port=$1 log=$2 locations=$3
+  mkdir -p "$work/ng"
+  cat >"$work/ng/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 1024; }
+http {
+$log
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$port;
+$locations
+  }
+}
+EOF
+  start_nginx "$work/ng" taskset -c 0
+  wait_port "$port"
+}
+
 # Stops a background process by pid (if still running) and waits for it.
 stop_pid() {
   local pid=${1:-}

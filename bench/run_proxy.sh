@@ -36,25 +36,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port=$(free_port)
-mkdir -p "$work/ng"
-cat >"$work/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "hello\n"; }
-  }
-}
-EOF
-start_nginx "$work/ng" taskset -c 0
-wait_port "$port"
+start_bench_nginx "$port" \
+  '  access_log off;' \
+  '    location / { return 200 "hello\n"; }'
 
 pport=$(free_port)
 taskset -c 1 "${CARGO_TARGET_DIR:-target}/release/mynah" proxy --listen "127.0.0.1:$pport" --upstream "http://127.0.0.1:$port" \

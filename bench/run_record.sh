@@ -36,26 +36,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port=$(free_port)
-mkdir -p "$work/ng"
-cat >"$work/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  log_format bench '\$request_method \$request_uri \$status';
-  access_log logs/access.log bench buffer=256k flush=1s;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location = /bench { return 200 "hello\n"; }
-  }
-}
-EOF
-start_nginx "$work/ng" taskset -c 0
-wait_port "$port"
+start_bench_nginx "$port" \
+  "  log_format bench '\$request_method \$request_uri \$status';
+  access_log logs/access.log bench buffer=256k flush=1s;" \
+  '    location = /bench { return 200 "hello\n"; }'
 
 # mynah record on core 1; wait until the capture is active.
 taskset -c 1 "$mynah" record --interface lo --port "$port" -o "$work/rec.gor" 2>"$work/rec.err" &

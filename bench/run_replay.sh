@@ -73,29 +73,13 @@ make_gor "$big" "$requests"
 make_gor "$paced" "$small"
 
 port=$(free_port)
-mkdir -p "$work/ng"
-cat >"$work/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location = / { return 200 "home\n"; }
+start_bench_nginx "$port" \
+  '  access_log off;' \
+  '    location = / { return 200 "home\n"; }
     location = /api/items { return 200 "[1,2,3]\n"; }
     location = /api/items/42 { return 200 "{\"id\":42}\n"; }
     location = /api/search { return 200 "{\"results\":[]}\n"; }
-    location = /static/app.js { return 200 "console.log(1);\n"; }
-  }
-}
-EOF
-start_nginx "$work/ng" taskset -c 0
-wait_port "$port"
+    location = /static/app.js { return 200 "console.log(1);\n"; }'
 
 lua="$work/mix.lua"
 {

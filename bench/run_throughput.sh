@@ -32,25 +32,9 @@ trap 'exit 130' INT TERM
 
 port=$(free_port)
 url="http://127.0.0.1:$port/bench"
-mkdir -p "$work/ng"
-cat >"$work/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location = /bench { return 200 "hello\n"; }
-  }
-}
-EOF
-start_nginx "$work/ng" taskset -c 0
-wait_port "$port"
+start_bench_nginx "$port" \
+  '  access_log off;' \
+  '    location = /bench { return 200 "hello\n"; }'
 nginx_worker=$(pgrep -P "$nginx_pid" | head -n 1)
 
 cat >"$work/scenario.yaml" <<EOF
