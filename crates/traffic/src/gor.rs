@@ -247,17 +247,17 @@ impl TimeIndex {
     }
 
     fn pop_first(&mut self) -> Option<Id> {
-        let front = self.entries.front().map(|(k, _)| *k);
-        let late = self.late.first_key_value().map(|(k, _)| *k);
-        match (front, late) {
-            (Some(f), Some(l)) if l < f => self.late.pop_first().map(|(_, id)| id),
-            (Some(_), _) => {
-                let (_, id) = self.entries.pop_front()?;
-                self.trim();
-                id
-            }
-            (None, _) => self.late.pop_first().map(|(_, id)| id),
+        let first = self.first()?;
+        if self
+            .late
+            .first_key_value()
+            .is_some_and(|(k, _)| *k == first)
+        {
+            return self.late.pop_first().map(|(_, id)| id);
         }
+        let (_, id) = self.entries.pop_front()?;
+        self.trim();
+        id
     }
 
     #[cfg(test)]
