@@ -410,6 +410,12 @@ pub struct ReplayArgs {
     /// Do not map server-issued session values (cookies, tokens) to the target's.
     #[arg(long)]
     pub no_session_mapping: bool,
+    /// Read and parse the recording on each pass. By default the scan before the replay writes
+    /// the requests ready to send into an unlinked temporary file (about the recording's size, at
+    /// most 4 GiB, in $TMPDIR), so the replay spends its CPU on sending; replays that compare
+    /// responses or map session values the recording issues always read the recording.
+    #[arg(long)]
+    pub no_spool: bool,
     /// How statistics name endpoints: `path` (the recorded path) or `template` (templates learnt
     /// from the recording, like `mynah synth`'s: /articles/{article_id}), which groups them like
     /// a synthesized run's so that `mynah compare` can set them side by side.

@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: a replay builds and frees a dozen small strings per
+/// recorded request, often on different threads, where glibc's malloc spent about a third of the
+/// reader thread's time (measured in `bench/run_replay.sh`); oha links jemalloc for the same reason.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes, as documented in the README and `mynah run --help`: 0 success, 1 bad input or a
 /// run that could not be done, 2 usage, 3 a threshold failed.
 pub const EXIT_BAD_INPUT: u8 = 1;

@@ -3,8 +3,10 @@
 //! server-issued session values mapped and responses compared with the recorded ones.
 //!
 //! The shape, and why:
-//! - A **feeder** thread reads the recording (parsing and the masking pipeline run there, in
-//!   the caller's iterator) and hands each request to a **lane** when it is due, so memory
+//! - A **reader** thread turns the recording into requests ready to send, a few thousand ahead:
+//!   it reads them back from a [`spool`] written before the replay, or parses the recording
+//!   (the masking pipeline runs in the caller's iterator) and serializes what needs no session
+//!   value. A **feeder** thread hands each request to a **lane** when it is due, so memory
 //!   holds the requests in flight, never the recording. The feeder sleeps on the OS clock
 //!   (tens of µs late), where a tokio timer has 1 ms ticks: handing out on time is what keeps
 //!   the schedule lag low, and a paced `.gor` request then finds the lanes idle at its time.
@@ -22,6 +24,7 @@
 
 pub mod compare;
 pub mod session;
+pub mod spool;
 #[cfg(test)]
 mod test_util {
     use mynah_traffic::{Headers, Response};
@@ -57,6 +60,7 @@ use crate::plan::BaseUrl;
 use crate::runner::{Observer, Progress, Workers};
 use compare::{CompareOptions, Comparer, DiffKind, Difference};
 use session::SessionMap;
+pub use spool::{Spool, SpoolWriter};
 pub use wire::unsendable;
 use wire::Destination;
 
@@ -141,6 +145,15 @@ pub type Exchanges = Box<dyn Iterator<Item = Result<Exchange, String>> + Send>;
 /// Opens the recording from its beginning: once, and again for each loop.
 pub type OpenRecording = Box<dyn FnMut() -> Result<Exchanges, String> + Send>;
 
+/// What a replay sends.
+pub enum Recording {
+    /// The recording, read and parsed on each pass.
+    Stream(OpenRecording),
+    /// The recording's requests written ready to send (see [`spool`]); it must have been written
+    /// for the replay's target and `keep_host`.
+    Spooled(Spool),
+}
+
 /// Schedule lag figures, in µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lag {
@@ -212,6 +225,8 @@ pub struct ReplayReport {
     pub compare: Option<CompareReport>,
     /// Times the recording was started (more than 1 with `looped`).
     pub passes: u64,
+    /// The requests came from a [`Spool`], not from parsing the recording.
+    pub spooled: bool,
 }
 
 /// A finished replay.
@@ -234,8 +249,40 @@ struct Job {
     /// Due time in ns since the run's start (0 at max speed: at once).
     at_ns: u64,
     endpoint: u32,
-    request: Request,
+    request: Outgoing,
     /// Kept when the response is compared or may carry session values.
+    recorded: Option<mynah_traffic::Response>,
+}
+
+/// A request as a lane gets it.
+enum Outgoing {
+    /// Serialized for the target by the reader thread: no session value can apply to it.
+    Wire {
+        bytes: Vec<u8>,
+        head: bool,
+        idempotent: bool,
+    },
+    /// Kept whole: session values learnt meanwhile may have to be put in when it goes out.
+    Parsed(Request),
+}
+
+/// A recorded exchange made ready by the reader thread: what the feeder and a lane need of it.
+///
+/// The parsed [`Exchange`] (a dozen owned strings) is dropped on the thread that built it, so
+/// its memory goes back to that thread's allocator cache; a lane gets one buffer per request.
+struct Prepared {
+    /// When it was recorded.
+    start_ns: i64,
+    /// The recorded connection.
+    conn: Option<u64>,
+    /// What to send, or why it is not replayed (see [`unsendable`]).
+    what: Result<Ready, &'static str>,
+}
+
+/// A replayable request, prepared.
+struct Ready {
+    endpoint: u32,
+    request: Outgoing,
     recorded: Option<mynah_traffic::Response>,
 }
 
@@ -280,7 +327,7 @@ struct CompareAcc {
 /// Replays the recording `open` gives, calling `observer` about once a second, until it ends,
 /// the duration or request count is reached, or `stop` resolves.
 pub async fn replay(
-    mut open: OpenRecording,
+    recording: Recording,
     options: ReplayOptions,
     observer: &mut dyn Observer,
     stop: impl std::future::Future<Output = ()> + Send,
@@ -308,28 +355,34 @@ pub async fn replay(
         },
         None => None,
     };
-    let first = match open() {
-        Ok(r) => r,
+    let dest = match Destination::of(&options.target, options.keep_host) {
+        Ok(d) => d,
         Err(e) => return fail(e),
+    };
+    let spooled = matches!(recording, Recording::Spooled(_));
+    let source = match recording {
+        Recording::Stream(mut open) => match open() {
+            Ok(first) => Source::Stream { first, open },
+            Err(e) => return fail(e),
+        },
+        Recording::Spooled(spool) => {
+            if spool.dest != dest {
+                return fail(format!(
+                    "the replay's temporary file was written for {}, not {} (a bug in mynah, please report it)",
+                    spool.dest.origin, dest.origin
+                ));
+            }
+            Source::Spool(spool)
+        }
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = match Workers::start(threads) {
         Ok(w) => w,
         Err(e) => return fail(format!("cannot start worker threads: {e}")),
     };
-    let target = &options.target;
-    let origin = format!("{}://{}/", target.scheme, target.authority);
-    let Ok(origin) = origin.parse::<http::Uri>() else {
-        return fail(format!("invalid target {origin}"));
-    };
     let shared = Arc::new(Shared {
         client,
-        dest: Destination {
-            origin,
-            authority: target.authority.as_str().to_string(),
-            prefix: target.prefix.clone(),
-            keep_host: options.keep_host,
-        },
+        dest,
         sink: Sink::new(threads * 4),
         lags: Mutex::new(Vec::new()),
         clock,
@@ -357,7 +410,7 @@ pub async fn replay(
             .name("mynah-replay-feed".into())
             .spawn(move || {
                 tight_timer_slack();
-                let end = Feeder::new(shared, options, handles).run(first, open);
+                let end = Feeder::new(shared, options, handles).run(source);
                 let _ = done_tx.send(end);
             })
     };
@@ -478,6 +531,7 @@ pub async fn replay(
         substitutions: shared.substitutions.load(Ordering::Relaxed),
         compare: shared.comparer.as_ref().map(|_| compare_report(&shared)),
         passes: end.passes,
+        spooled,
     };
     ReplayOutcome {
         stats,
@@ -536,7 +590,6 @@ struct Feeder {
     pool: Vec<LaneHandle>,
     cursor: usize,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    names: HashMap<(String, String), u32>,
     skipped: BTreeMap<String, u64>,
     handed: u64,
     next_lane: usize,
@@ -568,7 +621,6 @@ impl Feeder {
             pool: Vec::new(),
             cursor: 0,
             tasks: Vec::new(),
-            names: HashMap::new(),
             skipped: BTreeMap::new(),
             handed: 0,
             next_lane: 0,
@@ -576,7 +628,7 @@ impl Feeder {
         }
     }
 
-    fn run(mut self, first: Exchanges, open: OpenRecording) -> FeedEnd {
+    fn run(mut self, source: Source) -> FeedEnd {
         let mut fatal = None;
         let mut cut = false;
         let mut passes = 0u64;
@@ -585,11 +637,17 @@ impl Feeder {
         // responses) are ready when the previous pass ends.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Fed>(READ_AHEAD_BATCHES);
         let looped = self.options.looped;
+        let mut preparer = Preparer::new(self.shared.clone(), &self.options);
         let reader = std::thread::Builder::new()
             .name("mynah-replay-read".into())
             .spawn(move || {
                 lower_priority();
-                read_ahead(first, open, looped, tx)
+                match source {
+                    Source::Stream { first, open } => {
+                        read_ahead(first, open, looped, &mut preparer, tx)
+                    }
+                    Source::Spool(spool) => read_spool(&spool, looped, &mut preparer, tx),
+                }
             });
         if let Err(e) = reader {
             fatal = Some(format!("cannot start the reader thread: {e}"));
@@ -622,12 +680,12 @@ impl Feeder {
                     started = false;
                 }
                 Fed::Batch(batch) => {
-                    for exchange in batch {
+                    for prepared in batch {
                         if !started {
                             started = true;
                             passes += 1;
                         }
-                        let start = exchange.timing.request_start;
+                        let start = prepared.start_ns;
                         let first = *first_ns.get_or_insert(start);
                         let at_ns = match self.options.pace {
                             Pace::Recorded { speed } => {
@@ -647,7 +705,7 @@ impl Feeder {
                         // when the replay started: otherwise the first requests start late.
                         let origin =
                             *origin.get_or_insert_with(|| self.shared.clock.offset(Instant::now()));
-                        match self.hand_out(exchange, origin + at_ns, at_ns) {
+                        match self.hand_out(prepared, origin + at_ns, at_ns) {
                             Flow::Go => {}
                             Flow::Cut => {
                                 cut = true;
@@ -673,9 +731,9 @@ impl Feeder {
         }
     }
 
-    /// Hands `exchange` to a lane at `at_ns` on the run's clock; `rel_ns` is the same time from
+    /// Hands `prepared` to a lane at `at_ns` on the run's clock; `rel_ns` is the same time from
     /// the schedule's start (what `--duration` limits).
-    fn hand_out(&mut self, exchange: Exchange, at_ns: u64, rel_ns: u64) -> Flow {
+    fn hand_out(&mut self, prepared: Prepared, at_ns: u64, rel_ns: u64) -> Flow {
         let shared = self.shared.clone();
         if shared.stop.load(Ordering::Acquire) {
             return Flow::Stopped;
@@ -695,10 +753,13 @@ impl Feeder {
                 return Flow::Cut;
             }
         }
-        if let Some(reason) = wire::unsendable(&exchange.request) {
-            *self.skipped.entry(reason.to_string()).or_default() += 1;
-            return Flow::Go;
-        }
+        let ready = match prepared.what {
+            Ok(ready) => ready,
+            Err(reason) => {
+                *self.skipped.entry(reason.to_string()).or_default() += 1;
+                return Flow::Go;
+            }
+        };
         // Wait until the request is almost due.
         if self.shared.paced {
             let due = shared.clock.start + Duration::from_nanos(at_ns);
@@ -713,19 +774,12 @@ impl Feeder {
                 std::thread::sleep((due - now).min(Duration::from_millis(50)));
             }
         }
-        let endpoint = self.endpoint(&exchange.request);
-        let keep_recorded = shared.comparer.is_some()
-            || shared.sessions.is_some() && may_issue_session(exchange.response.as_ref());
-        let conn = exchange.connection.id;
+        let conn = prepared.conn;
         let job = Job {
             at_ns,
-            endpoint,
-            recorded: if keep_recorded {
-                exchange.response
-            } else {
-                None
-            },
-            request: exchange.request,
+            endpoint: ready.endpoint,
+            recorded: ready.recorded,
+            request: ready.request,
         };
         self.handed += 1;
         if self.shared.paced {
@@ -740,36 +794,6 @@ impl Feeder {
             self.pool.retain(|l| !l.tx.is_closed());
         }
         Flow::Go
-    }
-
-    fn endpoint(&mut self, request: &Request) -> u32 {
-        let method = request.method.to_ascii_uppercase();
-        let templated = self.options.templates.as_ref().and_then(|t| {
-            let m = t.classify(&method, request.path_and_query());
-            let e = t.endpoints().get(m.endpoint)?;
-            (!e.catch_all).then(|| e.path())
-        });
-        let path = templated.as_deref().unwrap_or_else(|| request.path());
-        if let Some(&i) = self.names.get(&(method.clone(), path.to_string())) {
-            return i;
-        }
-        let mut table = self
-            .shared
-            .endpoints
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        let (key, name) = if self.names.len() >= MAX_ENDPOINTS {
-            ((method.clone(), OTHER.to_string()), OTHER.to_string())
-        } else {
-            ((method.clone(), path.to_string()), path.to_string())
-        };
-        if let Some(&i) = self.names.get(&key) {
-            return i;
-        }
-        let i = table.len() as u32;
-        table.push((method, name));
-        self.names.insert(key, i);
-        i
     }
 
     fn drop_job(&self) {
@@ -924,6 +948,180 @@ impl Feeder {
     }
 }
 
+/// Turns exchanges into [`Prepared`] ones, on the reader thread.
+struct Preparer {
+    shared: Arc<Shared>,
+    templates: Option<Arc<mynah_synth::Templates>>,
+    /// Endpoint ids by method and name (the table in [`Shared::endpoints`] is the other way).
+    names: HashMap<(String, String), u32>,
+    /// Endpoint ids by spooled key (`METHOD path?query`).
+    by_key: HashMap<Vec<u8>, u32>,
+    /// A response that may issue a session value was read (sticky, across passes too). Until
+    /// then the session map is empty when any request read so far goes out, since it learns only
+    /// from responses to requests handed out before: those requests are serialized right away.
+    sessions_seen: bool,
+}
+
+impl Preparer {
+    fn new(shared: Arc<Shared>, options: &ReplayOptions) -> Preparer {
+        Preparer {
+            shared,
+            templates: options.templates.clone(),
+            names: HashMap::new(),
+            by_key: HashMap::new(),
+            sessions_seen: false,
+        }
+    }
+
+    fn prepare(&mut self, exchange: Exchange) -> Prepared {
+        let start_ns = exchange.timing.request_start;
+        let conn = exchange.connection.id;
+        let what = match wire::unsendable(&exchange.request) {
+            Some(reason) => Err(reason),
+            None => Ok(self.ready(exchange)),
+        };
+        Prepared {
+            start_ns,
+            conn,
+            what,
+        }
+    }
+
+    fn ready(&mut self, exchange: Exchange) -> Ready {
+        let endpoint = self.endpoint(&exchange.request);
+        let mapping = self.shared.sessions.is_some();
+        // Whether this request's own response matters is decided after its request: a
+        // response only maps values in later requests.
+        let parsed = mapping && self.sessions_seen;
+        let issues = mapping && may_issue_session(exchange.response.as_ref());
+        self.sessions_seen |= issues;
+        let recorded = if self.shared.comparer.is_some() || issues {
+            exchange.response
+        } else {
+            None
+        };
+        let request = if parsed {
+            Outgoing::Parsed(exchange.request)
+        } else {
+            let mut bytes = Vec::new();
+            wire::serialize(&exchange.request, &self.shared.dest, &mut bytes);
+            Outgoing::Wire {
+                bytes,
+                head: is_head(&exchange.request.method),
+                idempotent: is_idempotent(&exchange.request.method),
+            }
+        };
+        Ready {
+            endpoint,
+            request,
+            recorded,
+        }
+    }
+
+    fn endpoint(&mut self, request: &Request) -> u32 {
+        let method = request.method.to_ascii_uppercase();
+        self.endpoint_of(&method, request.path_and_query())
+    }
+
+    /// The endpoint id of a request: `method` in upper case, its recorded path and query.
+    fn endpoint_of(&mut self, method: &str, path_and_query: &str) -> u32 {
+        let templated = self.templates.as_ref().and_then(|t| {
+            let m = t.classify(method, path_and_query);
+            let e = t.endpoints().get(m.endpoint)?;
+            (!e.catch_all).then(|| e.path())
+        });
+        let path = templated
+            .as_deref()
+            .unwrap_or_else(|| path_and_query.split('?').next().unwrap_or(path_and_query));
+        if let Some(&i) = self.names.get(&(method.to_string(), path.to_string())) {
+            return i;
+        }
+        let mut table = self
+            .shared
+            .endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let (key, name) = if self.names.len() >= MAX_ENDPOINTS {
+            ((method.to_string(), OTHER.to_string()), OTHER.to_string())
+        } else {
+            ((method.to_string(), path.to_string()), path.to_string())
+        };
+        if let Some(&i) = self.names.get(&key) {
+            return i;
+        }
+        let i = table.len() as u32;
+        table.push((method.to_string(), name));
+        self.names.insert(key, i);
+        i
+    }
+
+    /// [`endpoint_of`](Self::endpoint_of) for a spooled `METHOD path?query`, remembered by those
+    /// bytes so that a repeated request costs one lookup.
+    fn endpoint_of_key(&mut self, key: &[u8]) -> u32 {
+        if let Some(&i) = self.by_key.get(key) {
+            return i;
+        }
+        let text = String::from_utf8_lossy(key);
+        let (method, pq) = text.split_once(' ').unwrap_or((&text, "/"));
+        let i = self.endpoint_of(method, pq);
+        // A recording with an id in every query would grow this without bound: start over.
+        if self.by_key.len() >= KEY_CACHE {
+            self.by_key.clear();
+        }
+        self.by_key.insert(key.to_vec(), i);
+        i
+    }
+
+    fn prepare_spooled(&mut self, spooled: spool::Spooled<'_>) -> Prepared {
+        match spooled {
+            spool::Spooled::Send {
+                start_ns,
+                conn,
+                key,
+                bytes,
+                head,
+                idempotent,
+            } => Prepared {
+                start_ns,
+                conn,
+                what: Ok(Ready {
+                    endpoint: self.endpoint_of_key(key),
+                    request: Outgoing::Wire {
+                        bytes,
+                        head,
+                        idempotent,
+                    },
+                    recorded: None,
+                }),
+            },
+            spool::Spooled::Skip {
+                start_ns,
+                conn,
+                reason,
+            } => Prepared {
+                start_ns,
+                conn,
+                what: Err(reason),
+            },
+        }
+    }
+}
+
+/// Spooled endpoint keys remembered at most.
+const KEY_CACHE: usize = 1 << 16;
+
+fn is_head(method: &str) -> bool {
+    method.eq_ignore_ascii_case("HEAD")
+}
+
+/// Whether a request may be sent again on a fresh connection when a kept-alive one turns out
+/// closed (RFC 9110 idempotent methods).
+fn is_idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
+        .iter()
+        .any(|m| method.eq_ignore_ascii_case(m))
+}
+
 /// Sets the calling thread's timer slack to 1 ns: the feeder's sleeps then end when asked
 /// instead of up to 50 µs (Linux's default slack) later, which would show as schedule lag.
 fn tight_timer_slack() {
@@ -935,10 +1133,68 @@ fn tight_timer_slack() {
     }
 }
 
+/// Where the reader thread gets exchanges.
+enum Source {
+    Stream {
+        first: Exchanges,
+        open: OpenRecording,
+    },
+    Spool(Spool),
+}
+
+/// Reads a spool (again and again when `looped`) into batches for the feeder, like
+/// [`read_ahead`] does with a recording.
+fn read_spool(
+    spool: &Spool,
+    looped: bool,
+    preparer: &mut Preparer,
+    tx: std::sync::mpsc::SyncSender<Fed>,
+) {
+    let failed = |e: std::io::Error| {
+        Fed::Failed(format!("cannot read the replay's temporary file back: {e}"))
+    };
+    loop {
+        let mut reader = match spool.read() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(failed(e));
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
+        loop {
+            match reader.next() {
+                Ok(Some(spooled)) => {
+                    batch.push(preparer.prepare_spooled(spooled));
+                    if batch.len() >= READ_AHEAD_BATCH {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(READ_AHEAD_BATCH));
+                        if tx.send(Fed::Batch(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Fed::Batch(batch));
+                    let _ = tx.send(failed(e));
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() && tx.send(Fed::Batch(batch)).is_err() {
+            return;
+        }
+        if tx.send(Fed::PassEnd).is_err() || !looped || spool.records() == 0 {
+            return;
+        }
+    }
+}
+
 /// What the reader thread hands the feeder.
 enum Fed {
     /// The next exchanges, in order.
-    Batch(Vec<Exchange>),
+    Batch(Vec<Prepared>),
     /// The recording ended (a new pass follows when looping).
     PassEnd,
     /// The recording could not be read further.
@@ -956,6 +1212,7 @@ fn read_ahead(
     first: Exchanges,
     mut open: OpenRecording,
     looped: bool,
+    preparer: &mut Preparer,
     tx: std::sync::mpsc::SyncSender<Fed>,
 ) {
     let mut current = Some(first);
@@ -966,7 +1223,7 @@ fn read_ahead(
             match item {
                 Ok(e) => {
                     any = true;
-                    batch.push(e);
+                    batch.push(preparer.prepare(e));
                     if batch.len() >= READ_AHEAD_BATCH {
                         let full =
                             std::mem::replace(&mut batch, Vec::with_capacity(READ_AHEAD_BATCH));
@@ -1093,24 +1350,33 @@ impl Lane {
             let mut lags = shared.lags.lock().unwrap_or_else(|p| p.into_inner());
             lags.push(lag.as_micros() as u64);
         }
-        if let Some(sessions) = &shared.sessions {
-            let n = sessions.apply(&mut job.request);
-            if n > 0 {
-                shared.substitutions.fetch_add(n as u64, Ordering::Relaxed);
+        let (bytes, head, idempotent) = match &mut job.request {
+            Outgoing::Wire {
+                bytes,
+                head,
+                idempotent,
+            } => (&bytes[..], *head, *idempotent),
+            Outgoing::Parsed(request) => {
+                if let Some(sessions) = &shared.sessions {
+                    let n = sessions.apply(request);
+                    if n > 0 {
+                        shared.substitutions.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+                self.wire.clear();
+                wire::serialize(request, &shared.dest, &mut self.wire);
+                (
+                    &self.wire[..],
+                    is_head(&request.method),
+                    is_idempotent(&request.method),
+                )
             }
-        }
-        self.wire.clear();
-        wire::serialize(&job.request, &shared.dest, &mut self.wire);
-        let head = job.request.method.eq_ignore_ascii_case("HEAD");
-        let idempotent = matches!(
-            job.request.method.to_ascii_uppercase().as_str(),
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        );
+        };
         let keep = if job.recorded.is_some() { KEEP_BODY } else { 0 };
         let started = Instant::now();
         let result = self
             .client
-            .send_wire(&shared.dest.origin, &self.wire, head, idempotent, keep)
+            .send_wire(&shared.dest.origin, bytes, head, idempotent, keep)
             .await;
         let ended = Instant::now();
         shared.sent.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 use mynah_traffic::{BodyForm, Request, Version};
 
 /// Where the replayed requests go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Destination {
     /// `scheme://authority/` of the target, for the client's connection lookup.
     pub origin: http::Uri,
@@ -14,6 +14,22 @@ pub(crate) struct Destination {
     pub prefix: String,
     /// Send the recorded Host header instead of the target's.
     pub keep_host: bool,
+}
+
+impl Destination {
+    /// Where requests to `target` go.
+    pub fn of(target: &crate::plan::BaseUrl, keep_host: bool) -> Result<Destination, String> {
+        let origin = format!("{}://{}/", target.scheme, target.authority);
+        let Ok(origin) = origin.parse::<http::Uri>() else {
+            return Err(format!("invalid target {origin}"));
+        };
+        Ok(Destination {
+            origin,
+            authority: target.authority.as_str().to_string(),
+            prefix: target.prefix.clone(),
+            keep_host,
+        })
+    }
 }
 
 /// Why a recorded request is not replayed (`connect`, `upgrade`, `invalid_method`,

@@ -94,11 +94,16 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     Pipeline::new(&pipeline_options).map_err(|e| UsageError(e.to_string()))?;
 
     // A first pass: what would be sent, and from which hosts (nothing is sent before it ends).
+    // It also spools the requests ready to send, when the replay can use that (see `--no-spool`).
+    let mut spool = (!args.dry_run && !args.no_spool && compare.is_none())
+        .then(|| replay::SpoolWriter::new(&target, args.keep_host, !args.no_session_mapping))
+        .and_then(Result::ok);
     let scan = Scan::of(
         &args.files,
         &args.input,
         &pipeline_options,
         args.endpoint_names == "template",
+        spool.as_mut(),
     )?;
     if args.dry_run {
         print_dry_run(&scan, pace, &args);
@@ -162,7 +167,15 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         planned,
         templates: scan.templates.clone(),
     };
-    let open = opener(args.files.clone(), args.input.clone(), pipeline_options);
+    let recording = match spool.map(replay::SpoolWriter::finish) {
+        Some(Ok(spool)) => replay::Recording::Spooled(spool),
+        // Not spooled: the recording is read on each pass, as fast or not.
+        _ => replay::Recording::Stream(opener(
+            args.files.clone(),
+            args.input.clone(),
+            pipeline_options,
+        )),
+    };
     // With --web the page watches the replay and can stop it; the recording sets the load, so
     // it has no start or user controls.
     let control = RunControl::new();
@@ -207,7 +220,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         }
     };
     let outcome = runtime.block_on(replay::replay(
-        open,
+        recording,
         options,
         &mut Watch::new(&mut view, &mut tracker, dashboard.clone()),
         stop,
@@ -415,6 +428,7 @@ impl Scan {
         input: &InputArgs,
         options: &PipelineOptions,
         learn_templates: bool,
+        mut spool: Option<&mut replay::SpoolWriter>,
     ) -> Result<Scan> {
         let mut reader = open_all(files, input)?;
         let mut learner = learn_templates.then(mynah_synth::TemplateLearner::new);
@@ -447,6 +461,9 @@ impl Scan {
             let Some(ex) = pipeline.apply(ex) else {
                 continue;
             };
+            if let Some(spool) = spool.as_deref_mut() {
+                spool.push(&ex);
+            }
             if let Some(reason) = replay::unsendable(&ex.request) {
                 *scan.skipped.entry(reason.to_string()).or_default() += 1;
                 continue;
@@ -732,6 +749,7 @@ fn replay_json(r: &ReplayReport) -> Value {
         "skipped": r.skipped,
         "dropped": r.dropped,
         "passes": r.passes,
+        "spooled": r.spooled,
         "schedule_lag_ms": lag_json(r),
         "sessions": {"mapped_values": r.mapped_values, "substitutions": r.substitutions},
         "compare": compare,
