@@ -9,7 +9,8 @@
 //! with wrk and not. tcpreplay does the same with its pre-processed cache files.
 //!
 //! - Memory stays bounded: the file is read as a stream. The disk holds about the recording's
-//!   size, at most [`MAX_BYTES`]; the file is unlinked as soon as it is created, so it is gone
+//!   size, at most [`MAX_BYTES`] and half the free space of the temporary directory (which may
+//!   be memory: a tmpfs `/tmp`); the file is unlinked as soon as it is created, so it is gone
 //!   when the replay ends however it ends, and no other user can open it (mode 0600).
 //! - It serves replays that need nothing else of an exchange: no response comparison and, with
 //!   session mapping on, no recorded response that may issue a session value (mapping rewrites
@@ -53,6 +54,8 @@ pub struct SpoolWriter {
     dest: Destination,
     session_mapping: bool,
     bytes: u64,
+    /// The most bytes written.
+    limit: u64,
     records: u64,
     /// Why the spool cannot be used, once known (nothing more is written).
     unusable: Option<String>,
@@ -97,11 +100,13 @@ impl SpoolWriter {
         let dest = Destination::of(target, keep_host)?;
         let file = anonymous_file(dir)
             .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+        let limit = free_space(&file).map_or(MAX_BYTES, |free| (free / 2).min(MAX_BYTES));
         Ok(SpoolWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             dest,
             session_mapping,
             bytes: 0,
+            limit,
             records: 0,
             unusable: None,
             wire: Vec::new(),
@@ -166,10 +171,10 @@ impl SpoolWriter {
                 .to_le_bytes(),
         );
         self.bytes += (HEADER + self.wire.len()) as u64;
-        if self.bytes > MAX_BYTES {
+        if self.bytes > self.limit {
             return Err(format!(
-                "the requests take more than {} GiB",
-                MAX_BYTES >> 30
+                "the requests take more than {} MiB, the spool's limit in the temporary directory",
+                self.limit >> 20
             ));
         }
         self.out
@@ -292,6 +297,32 @@ impl SpoolReader {
             head: flags & HEAD != 0,
             idempotent: flags & IDEMPOTENT != 0,
         }))
+    }
+}
+
+/// Bytes free for unprivileged users on the file system of `file`, where the OS says.
+fn free_space(file: &File) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: fstatvfs fills the struct for a valid open descriptor and returns 0, or
+        // returns -1 and leaves it alone (then it is not read).
+        let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: rc == 0, so fstatvfs initialized it.
+        let st = unsafe { st.assume_init() };
+        // The fields are narrower than u64 on some targets.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
+        Some(free)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
     }
 }
 
@@ -424,6 +455,17 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         drop(w);
         std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_spool_stops_at_its_limit_and_says_so() {
+        let mut w = SpoolWriter::new(&target(), false, false).unwrap();
+        assert!(w.limit > 0 && w.limit <= MAX_BYTES);
+        w.limit = 100;
+        w.push(&exchange("GET", "/a", None, 1));
+        w.push(&exchange("GET", "/b", None, 2));
+        let why = w.finish().unwrap_err();
+        assert!(why.contains("limit"), "{why}");
     }
 
     #[test]
