@@ -107,7 +107,7 @@ for r in $(seq "$rounds"); do
   l=$(load1)
   t0=$(date +%s.%N)
   cpu_time "$work/m.out" "$work/m.err" taskset -c 1 target/release/mynah replay "$big" --max-speed --concurrency 50 \
-    --target "http://127.0.0.1:$port" --no-default-redaction --summary-json "$work/m.json" $MYNAH_FLAGS \
+    --target "http://127.0.0.1:$port" --no-default-redaction --summary-json "$work/m.json" ${MYNAH_FLAGS:-} \
     || { cat "$work/m.err" "$work/m.out" >&2; exit 1; }
   t1=$(date +%s.%N)
   read -r rps n dur spooled < <(python3 -c '
