@@ -28,20 +28,12 @@ use std::path::PathBuf;
 
 use mynah_traffic::Exchange;
 
-use super::wire::{self, Destination};
+use super::wire::{self, Destination, UNSENDABLE};
 use super::{is_head, is_idempotent, may_issue_session};
 use crate::plan::BaseUrl;
 
 /// The largest spool written; a bigger recording is read on each pass instead.
 pub const MAX_BYTES: u64 = 4 << 30;
-/// Skip reasons by their code (1-based in the file).
-const REASONS: [&str; 5] = [
-    "connect",
-    "upgrade",
-    "invalid_method",
-    "invalid_target",
-    "incomplete_request",
-];
 const HEADER: usize = 26;
 const HAS_CONN: u8 = 1;
 const HEAD: u8 = 2;
@@ -136,7 +128,8 @@ impl SpoolWriter {
         let mut key_len = 0;
         match wire::unsendable(request) {
             Some(reason) => {
-                let code = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+                // 1-based: 0 means "send".
+                let code = UNSENDABLE.iter().position(|r| *r == reason).unwrap_or(0);
                 header[0] = code as u8 + 1;
             }
             None => {
@@ -275,7 +268,7 @@ impl SpoolReader {
         let conn = (flags & HAS_CONN != 0).then(|| u64::from_le_bytes(le64(10..18)));
         let (key_len, wire_len) = (le32(18..22), le32(22..26));
         if header[0] != 0 {
-            let reason = REASONS
+            let reason = UNSENDABLE
                 .get(header[0] as usize - 1)
                 .copied()
                 .unwrap_or("unsendable");

@@ -32,27 +32,36 @@ impl Destination {
     }
 }
 
+/// Every reason [`unsendable`] gives, in a fixed order (the spool stores the index).
+pub(crate) const UNSENDABLE: [&str; 5] = [
+    "connect",
+    "upgrade",
+    "invalid_method",
+    "invalid_target",
+    "incomplete_request",
+];
+
 /// Why a recorded request is not replayed (`connect`, `upgrade`, `invalid_method`,
 /// `invalid_target`, `incomplete_request`), or `None` when it can be.
 pub fn unsendable(request: &Request) -> Option<&'static str> {
     if request.method.eq_ignore_ascii_case("CONNECT") {
-        return Some("connect");
+        return Some(UNSENDABLE[0]);
     }
     if request.headers.contains("upgrade") || request.headers.has_token("connection", "upgrade") {
-        return Some("upgrade");
+        return Some(UNSENDABLE[1]);
     }
     if !valid_token(&request.method) {
-        return Some("invalid_method");
+        return Some(UNSENDABLE[2]);
     }
     let target = request.path_and_query();
     if target != "*" && !target.starts_with('/') {
-        return Some("invalid_target");
+        return Some(UNSENDABLE[3]);
     }
     if target
         .bytes()
         .any(|b| b == b' ' || b == b'\r' || b == b'\n' || b == 0)
     {
-        return Some("invalid_target");
+        return Some(UNSENDABLE[3]);
     }
     // A request whose body was not captured whole would be a different request.
     if request.body_form == BodyForm::Wire
@@ -64,7 +73,7 @@ pub fn unsendable(request: &Request) -> Option<&'static str> {
             .and_then(|v| v.trim().parse::<usize>().ok())
         {
             if request.body.len() < len {
-                return Some("incomplete_request");
+                return Some(UNSENDABLE[4]);
             }
         }
     }
