@@ -1161,28 +1161,23 @@ fn read_spool(
                 return;
             }
         };
-        let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
+        let mut batch = Batcher::new(&tx);
         loop {
             match reader.next() {
                 Ok(Some(spooled)) => {
-                    batch.push(preparer.prepare_spooled(spooled));
-                    if batch.len() >= READ_AHEAD_BATCH {
-                        let full =
-                            std::mem::replace(&mut batch, Vec::with_capacity(READ_AHEAD_BATCH));
-                        if tx.send(Fed::Batch(full)).is_err() {
-                            return;
-                        }
+                    if !batch.push(preparer.prepare_spooled(spooled)) {
+                        return;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = tx.send(Fed::Batch(batch));
+                    batch.flush();
                     let _ = tx.send(failed(e));
                     return;
                 }
             }
         }
-        if !batch.is_empty() && tx.send(Fed::Batch(batch)).is_err() {
+        if !batch.flush() {
             return;
         }
         if tx.send(Fed::PassEnd).is_err() || !looped || spool.records() == 0 {
@@ -1206,6 +1201,36 @@ const READ_AHEAD_BATCH: usize = 64;
 /// Batches read ahead at most: ~2,000 exchanges.
 const READ_AHEAD_BATCHES: usize = 32;
 
+/// Gathers prepared exchanges into batches for the feeder.
+struct Batcher<'a> {
+    tx: &'a std::sync::mpsc::SyncSender<Fed>,
+    batch: Vec<Prepared>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(tx: &'a std::sync::mpsc::SyncSender<Fed>) -> Batcher<'a> {
+        Batcher {
+            tx,
+            batch: Vec::with_capacity(READ_AHEAD_BATCH),
+        }
+    }
+
+    /// Adds one; false when the feeder hung up.
+    fn push(&mut self, prepared: Prepared) -> bool {
+        self.batch.push(prepared);
+        self.batch.len() < READ_AHEAD_BATCH || self.flush()
+    }
+
+    /// Sends what is gathered; false when the feeder hung up.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(READ_AHEAD_BATCH));
+        self.tx.send(Fed::Batch(full)).is_ok()
+    }
+}
+
 /// Reads the recording (again and again when `looped`) into batches for the feeder; ends when
 /// the feeder hangs up, at the end, or at the first error.
 fn read_ahead(
@@ -1218,28 +1243,23 @@ fn read_ahead(
     let mut current = Some(first);
     while let Some(exchanges) = current.take() {
         let mut any = false;
-        let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
+        let mut batch = Batcher::new(&tx);
         for item in exchanges {
             match item {
                 Ok(e) => {
                     any = true;
-                    batch.push(preparer.prepare(e));
-                    if batch.len() >= READ_AHEAD_BATCH {
-                        let full =
-                            std::mem::replace(&mut batch, Vec::with_capacity(READ_AHEAD_BATCH));
-                        if tx.send(Fed::Batch(full)).is_err() {
-                            return;
-                        }
+                    if !batch.push(preparer.prepare(e)) {
+                        return;
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(Fed::Batch(batch));
+                    batch.flush();
                     let _ = tx.send(Fed::Failed(e));
                     return;
                 }
             }
         }
-        if !batch.is_empty() && tx.send(Fed::Batch(batch)).is_err() {
+        if !batch.flush() {
             return;
         }
         if tx.send(Fed::PassEnd).is_err() || !looped || !any {
