@@ -214,6 +214,7 @@ impl Spool {
         Ok(SpoolReader {
             input: BufReader::with_capacity(1 << 20, file),
             left: self.records,
+            bytes: self.bytes,
             key: Vec::new(),
         })
     }
@@ -241,6 +242,8 @@ pub(crate) enum Spooled<'a> {
 pub(crate) struct SpoolReader {
     input: BufReader<File>,
     left: u64,
+    /// The spool's size: no record is larger.
+    bytes: u64,
     key: Vec<u8>,
 }
 
@@ -267,6 +270,13 @@ impl SpoolReader {
         let start_ns = i64::from_le_bytes(le64(2..10));
         let conn = (flags & HAS_CONN != 0).then(|| u64::from_le_bytes(le64(10..18)));
         let (key_len, wire_len) = (le32(18..22), le32(22..26));
+        if key_len as u64 + wire_len as u64 > self.bytes {
+            // Only this process writes the file: the disk gave back something else.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a record is longer than the file",
+            ));
+        }
         if header[0] != 0 {
             let reason = UNSENDABLE
                 .get(header[0] as usize - 1)
@@ -469,5 +479,14 @@ mod tests {
         spool.file.set_len(HEADER as u64 + 3).unwrap();
         let mut r = spool.read().unwrap();
         assert!(r.next().is_err());
+        // A length past the file's size is refused before anything is allocated.
+        use std::os::unix::fs::FileExt;
+        spool
+            .file
+            .write_all_at(&u32::MAX.to_le_bytes(), 22)
+            .unwrap();
+        let mut r = spool.read().unwrap();
+        let e = r.next().err().expect("an error");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
 }
