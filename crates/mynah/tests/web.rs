@@ -457,6 +457,12 @@ fn replay_dashboard_watches_and_stops() {
     let (status, csv) = mynah.get("/download/mynah_stats.csv");
     assert_eq!(status, 200);
     assert!(csv.contains("GET,/articles/"), "{csv}");
+    // The downloaded summary is the replay's, as --summary-json writes it.
+    let (status, summary) = mynah.get("/download/summary.json");
+    assert_eq!(status, 200);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["kind"], "replay", "{summary}");
+    assert!(summary["replay"]["sent"].as_u64() > Some(0), "{summary}");
 }
 
 /// The page in a real browser: headless chromium driven by playwright-core starts a run from

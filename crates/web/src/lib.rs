@@ -237,6 +237,9 @@ pub struct ReportInfo {
     pub meta: ReportMeta,
     /// Thresholds evaluated in the downloaded reports.
     pub thresholds: Vec<Threshold>,
+    /// Top-level fields added to the downloaded summary JSON, as the command adds them to
+    /// `--summary-json` (a replay's `"kind"` and `"replay"` section).
+    pub summary: serde_json::Map<String, Value>,
 }
 
 type Job = Box<dyn FnOnce(&RunStats, u64) + Send>;
@@ -433,6 +436,18 @@ impl Dashboard {
         self.publish();
     }
 
+    /// Adds what the command learnt at the end of the run to its downloaded reports: summary
+    /// fields (a replay's `"replay"` section) and HTML warnings. Call before [`run_finished`](Self::run_finished).
+    pub fn add_to_reports(
+        &self,
+        summary: serde_json::Map<String, Value>,
+        warnings: impl IntoIterator<Item = String>,
+    ) {
+        let mut st = lock(&self.inner.state);
+        st.report.summary.extend(summary);
+        st.report.meta.warnings.extend(warnings);
+    }
+
     /// Called when a run is over, with its final statistics and the generator's health record;
     /// downloads serve these until the next run. `message` says how it ended, when notable.
     pub fn run_finished(
@@ -594,8 +609,11 @@ fn render(
         Download::ExceptionsCsv => csv(write_exceptions),
         Download::Summary => {
             let mut v = summary_json(stats, users_max, &threshold_json(&results));
-            if let (Some(o), false) = (v.as_object_mut(), generator.is_null()) {
-                o.insert("generator".into(), generator.clone());
+            if let Some(o) = v.as_object_mut() {
+                o.extend(report.summary.clone());
+                if !generator.is_null() {
+                    o.insert("generator".into(), generator.clone());
+                }
             }
             serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
         }

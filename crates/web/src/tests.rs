@@ -365,6 +365,7 @@ async fn downloads_use_the_report_writers() {
                 ..ReportMeta::default()
             },
             thresholds: vec![Threshold::parse("fail_rate < 1%").unwrap()],
+            ..ReportInfo::default()
         },
     );
     // While the run goes on, a download waits for the next tick.
@@ -471,4 +472,39 @@ async fn a_saturated_generator_is_named_in_the_reports() {
     assert_eq!(v["generator"]["saturated_seconds"], 3);
     let (_, html) = send(&d, get("/download/report.html")).await;
     assert!(html.contains("the load generator was saturated"), "{html}");
+}
+
+#[tokio::test]
+async fn a_replay_download_has_the_replay_section_and_warnings() {
+    let d = dashboard(&loopback());
+    d.run_started(
+        RunControl::new(),
+        None,
+        ReportInfo {
+            summary: [("kind".to_string(), json!("replay"))]
+                .into_iter()
+                .collect(),
+            ..ReportInfo::default()
+        },
+    );
+    d.add_to_reports(
+        [("replay".to_string(), json!({"sent": 7, "dropped": 3}))]
+            .into_iter()
+            .collect(),
+        ["3 requests could not be sent on schedule (dropped)".to_string()],
+    );
+    d.run_finished(sample_stats(), 1, &Tracker::new(), None);
+    let (_, summary) = send(&d, get("/download/summary.json")).await;
+    let v: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["kind"], "replay");
+    assert_eq!(v["replay"]["sent"], 7);
+    assert!(v["total"].is_object(), "{v}");
+    let (_, html) = send(&d, get("/download/report.html")).await;
+    assert!(html.contains("could not be sent on schedule"), "{html}");
+    // The next run starts without them.
+    d.run_started(RunControl::new(), None, ReportInfo::default());
+    d.run_finished(sample_stats(), 1, &Tracker::new(), None);
+    let (_, summary) = send(&d, get("/download/summary.json")).await;
+    let v: Value = serde_json::from_str(&summary).unwrap();
+    assert!(v.get("replay").is_none(), "{v}");
 }

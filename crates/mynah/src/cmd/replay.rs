@@ -202,6 +202,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                         ..ReportMeta::default()
                     },
                     thresholds: thresholds.clone(),
+                    summary: [("kind".to_string(), json!("replay"))]
+                        .into_iter()
+                        .collect(),
                 },
             );
             Some(d)
@@ -258,6 +261,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             c.mismatched, c.compared
         ));
     }
+    // The dashboard adds the generator's warning to its downloads itself.
+    let replay_warnings = warnings.clone();
     warnings.extend(tracker.report_warning());
     let meta = ReportMeta {
         title: format!("mynah replay: {}", names(&args.files)),
@@ -275,6 +280,12 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         let message = fatal
             .as_ref()
             .map(|f| format!("the replay stopped early: {f}"));
+        d.add_to_reports(
+            [("replay".to_string(), summary["replay"].clone())]
+                .into_iter()
+                .collect(),
+            replay_warnings,
+        );
         d.run_finished(stats, connections_max, &tracker, message);
         if !interrupted || control.stop_requested() {
             eprintln!(

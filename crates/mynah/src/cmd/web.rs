@@ -121,6 +121,7 @@ pub fn run(args: RunArgs, scenario: Scenario, thresholds: Vec<Threshold>) -> Res
                 ReportInfo {
                     meta: report_meta(&args, &plan, &name),
                     thresholds: thresholds.clone(),
+                    ..ReportInfo::default()
                 },
             );
             let mut view = LiveView::new(std::io::stdout().is_terminal(), name.clone());
