@@ -324,7 +324,7 @@ struct CompareAcc {
     examples_per: HashMap<u32, usize>,
 }
 
-/// Replays the recording `open` gives, calling `observer` about once a second, until it ends,
+/// Replays `recording`, calling `observer` about once a second, until it ends,
 /// the duration or request count is reached, or `stop` resolves.
 pub async fn replay(
     recording: Recording,
