@@ -489,4 +489,51 @@ mod tests {
         let e = r.next().err().expect("an error");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
+
+    proptest::proptest! {
+        /// Whatever the recording holds, a spooled request reads back as the bytes the stream
+        /// path would send, with the same skip reasons, times and connections, in order.
+        #[test]
+        fn spooled_requests_are_what_the_stream_would_send(
+            items in proptest::collection::vec((
+                "(GET|get|POST|HEAD|CONNECT|G ET|DELETE)",
+                "[ -~]{0,40}",
+                proptest::collection::vec(("[A-Za-z:-]{1,12}", "[ -~]{0,20}"), 0..5),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                proptest::option::of(proptest::prelude::any::<u64>()),
+                proptest::prelude::any::<i64>(),
+            ), 0..20),
+            keep_host in proptest::prelude::any::<bool>(),
+        ) {
+            let target = target();
+            let dest = Destination::of(&target, keep_host).unwrap();
+            let mut w = SpoolWriter::new(&target, keep_host, false).unwrap();
+            let mut want = Vec::new();
+            for (method, path, headers, body, conn, at) in &items {
+                let mut e = exchange(method, path, *conn, *at);
+                for (n, v) in headers {
+                    e.request.headers.push(n.as_str(), v.as_bytes().to_vec());
+                }
+                e.request.body = body.clone();
+                w.push(&e);
+                want.push(match wire::unsendable(&e.request) {
+                    Some(reason) => format!("{at} {conn:?} skip {reason}"),
+                    None => {
+                        let mut bytes = Vec::new();
+                        wire::serialize(&e.request, &dest, &mut bytes);
+                        format!(
+                            "{at} {conn:?} {} {} {} {} {}",
+                            e.request.method.to_ascii_uppercase(),
+                            e.request.path_and_query(),
+                            is_head(&e.request.method),
+                            is_idempotent(&e.request.method),
+                            String::from_utf8_lossy(&bytes)
+                        )
+                    }
+                });
+            }
+            let spool = w.finish().unwrap();
+            proptest::prop_assert_eq!(read_all(&spool), want);
+        }
+    }
 }
