@@ -1921,3 +1921,38 @@ fn a_spooled_replay_sends_what_a_parsed_one_does() {
         "a recorded cookie was sent unmasked: {cookie}"
     );
 }
+
+/// A recording with an id in every path names at most 1,000 endpoints; the rest are counted under
+/// "(other endpoints)", both ways the replay gets its requests.
+#[test]
+fn endpoint_names_are_capped() {
+    let dir = scratch("endpoint-cap");
+    let rec = dir.join("ids.gor");
+    let mut gor = Vec::new();
+    for i in 0..1_200u64 {
+        gor.extend_from_slice(
+            format!(
+                "1 {i:024x} {} 0\nGET /items/{i}?x=1 HTTP/1.1\r\nHost: shop.example\r\n\r\n\n\u{1F435}\u{1F648}\u{1F649}\n",
+                1_700_000_000_000_000_000u64 + i * 1000
+            )
+            .as_bytes(),
+        );
+    }
+    fs::write(&rec, gor).unwrap();
+    let raw = RawServer::start();
+    for flags in [&[][..], &["--no-spool"][..]] {
+        let url = raw.url();
+        let mut args = vec![s(&rec), "--target", &url, "--max-speed"];
+        args.extend_from_slice(flags);
+        let o = replay_ok(&dir, &args);
+        assert_eq!(o.u64("/replay/sent"), 1200, "{}", o.show());
+        let endpoints = o.summary["endpoints"].as_array().unwrap();
+        assert_eq!(endpoints.len(), 1001, "{flags:?}");
+        assert_eq!(
+            endpoint(&o.summary, "GET", "(other endpoints)")["requests"],
+            200,
+            "{flags:?}"
+        );
+        assert_eq!(endpoint(&o.summary, "GET", "/items/7")["requests"], 1);
+    }
+}

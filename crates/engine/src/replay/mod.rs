@@ -952,8 +952,9 @@ impl Feeder {
 struct Preparer {
     shared: Arc<Shared>,
     templates: Option<Arc<mynah_synth::Templates>>,
-    /// Endpoint ids by method and name (the table in [`Shared::endpoints`] is the other way).
-    names: HashMap<(String, String), u32>,
+    /// Endpoint ids by `METHOD name` (the table in [`Shared::endpoints`] is the other way).
+    names: HashMap<String, u32>,
+    scratch: String,
     /// Endpoint ids by spooled key (`METHOD path?query`).
     by_key: HashMap<Vec<u8>, u32>,
     /// A response that may issue a session value was read (sticky, across passes too). Until
@@ -968,6 +969,7 @@ impl Preparer {
             shared,
             templates: options.templates.clone(),
             names: HashMap::new(),
+            scratch: String::new(),
             by_key: HashMap::new(),
             sessions_seen: false,
         }
@@ -1019,8 +1021,12 @@ impl Preparer {
     }
 
     fn endpoint(&mut self, request: &Request) -> u32 {
-        let method = request.method.to_ascii_uppercase();
-        self.endpoint_of(&method, request.path_and_query())
+        let method = &request.method;
+        if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            self.endpoint_of(&method.to_ascii_uppercase(), request.path_and_query())
+        } else {
+            self.endpoint_of(method, request.path_and_query())
+        }
     }
 
     /// The endpoint id of a request: `method` in upper case, its recorded path and query.
@@ -1033,7 +1039,12 @@ impl Preparer {
         let path = templated
             .as_deref()
             .unwrap_or_else(|| path_and_query.split('?').next().unwrap_or(path_and_query));
-        if let Some(&i) = self.names.get(&(method.to_string(), path.to_string())) {
+        // Looked up by `METHOD path` in a reused buffer: no allocation once an endpoint is known.
+        self.scratch.clear();
+        self.scratch.push_str(method);
+        self.scratch.push(' ');
+        self.scratch.push_str(path);
+        if let Some(&i) = self.names.get(self.scratch.as_str()) {
             return i;
         }
         let mut table = self
@@ -1042,9 +1053,9 @@ impl Preparer {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         let (key, name) = if self.names.len() >= MAX_ENDPOINTS {
-            ((method.to_string(), OTHER.to_string()), OTHER.to_string())
+            (format!("{method} {OTHER}"), OTHER.to_string())
         } else {
-            ((method.to_string(), path.to_string()), path.to_string())
+            (self.scratch.clone(), path.to_string())
         };
         if let Some(&i) = self.names.get(&key) {
             return i;

@@ -163,10 +163,9 @@ pub(crate) fn serialize(request: &Request, dest: &Destination, out: &mut Vec<u8>
         line(out, "Host", dest.authority.as_bytes());
     }
     let wants_length = !request.body.is_empty()
-        || matches!(
-            request.method.to_ascii_uppercase().as_str(),
-            "POST" | "PUT" | "PATCH"
-        );
+        || ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|m| request.method.eq_ignore_ascii_case(m));
     if decoded && wants_length
         || !decoded
             && !length_written
