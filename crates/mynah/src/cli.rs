@@ -412,8 +412,9 @@ pub struct ReplayArgs {
     pub no_session_mapping: bool,
     /// Read and parse the recording on each pass. By default the scan before the replay writes
     /// the requests ready to send into an unlinked temporary file (about the recording's size, at
-    /// most 4 GiB, in $TMPDIR), so the replay spends its CPU on sending; replays that compare
-    /// responses or map session values the recording issues always read the recording.
+    /// most 4 GiB and half the free space of $TMPDIR), so the replay spends its CPU on sending;
+    /// replays that compare responses or map session values the recording issues always read
+    /// the recording.
     #[arg(long)]
     pub no_spool: bool,
     /// How statistics name endpoints: `path` (the recorded path) or `template` (templates learnt
